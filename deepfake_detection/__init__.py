@@ -1,0 +1,1 @@
+"""Deepfake-image detection pipeline library."""

@@ -1,0 +1,1 @@
+"""Datasets: demo generator, download clients, layout adapters, manifest, prepared arrays."""

@@ -1,0 +1,1 @@
+"""Face boxes and crops: COCO boxes, whole images, detectors."""

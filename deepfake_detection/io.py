@@ -1,0 +1,109 @@
+"""Atomic file output and safe image reading shared by every stage.
+
+Every output is written to a temporary sibling and renamed into place, so an interrupted stage
+never leaves a half-written file (or folder) that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it over ``path``.
+
+    On an exception the temporary is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if is_dir:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if is_dir:
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                path.rename(old)
+                tmp.rename(path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(path)
+        else:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | Path, obj) -> None:
+    """Stable JSON (sorted keys, 2-space indent, trailing newline) written atomically."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return obj.as_posix()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_csv(path: str | Path, frame) -> None:
+    """Write a pandas DataFrame as CSV (no index) atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to an RGB uint8 array (H, W, 3).
+
+    Raises FileNotFoundError for a missing file and ValueError('unreadable: ...') when the
+    bytes do not decode, so callers can list the file in a rejects table with its reason.
+    """
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(str(path))
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise ValueError(f"unreadable: {path} does not decode as an image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def write_image_rgb(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> None:
+    """Encode an RGB uint8 array to ``path`` (format from the suffix) atomically."""
+    import cv2
+
+    path = Path(path)
+    ext = path.suffix.lower() or ".png"
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ValueError(f"could not encode {path}")
+    with atomic_path(path) as tmp:
+        buf.tofile(tmp)

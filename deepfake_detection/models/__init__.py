@@ -1,0 +1,1 @@
+"""Classifier registry, building blocks and builders."""

@@ -1,0 +1,372 @@
+"""The one reader of ``params.yaml``: typed, validated dataclasses.
+
+Every stage calls :func:`load_params` and reads only its own section. Unknown keys, wrong types
+and out-of-range values raise :class:`ParamsError` naming the dotted key and what to write
+instead. :func:`from_dict` is the generic converter; modules with their own config sections
+(sources, detectors, demo data) declare a dataclass and reuse it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """A bad value in params.yaml; the message names the key."""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` to type ``tp`` (a dataclass, builtin, Literal, list/dict/Optional of those)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except ParamsError as exc:
+                errors.append(str(exc))
+        raise ParamsError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
+    if origin is Literal:
+        if value not in args:
+            raise ParamsError(f"{where}: {value!r} is not allowed; use one of {list(args)}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{where}: expected a list, got {value!r}")
+        item_tp = args[0] if args else Any
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ParamsError(f"{where}: expected {len(args)} values, got {value!r}")
+            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        items = [_convert(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{where}: expected a mapping, got {value!r}")
+        key_tp, val_tp = args or (Any, Any)
+        return {_convert(k, key_tp, where): _convert(v, val_tp, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"params: unsupported type {_type_name(tp)} at {where}")
+
+
+def from_dict(cls: type, data: Any, where: str):
+    """Build dataclass ``cls`` from ``data``; unknown keys and bad values raise ParamsError.
+
+    Missing keys take the dataclass defaults. After construction the dataclass's
+    ``validate()`` method, if any, runs with ``where`` so range checks name the key too.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(fields)}"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ParamsError(f"{key}: required key is missing")
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate(where)
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data form of a params dataclass (for logs and metadata files)."""
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` updated recursively by ``override`` (neither is modified)."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def check(cond: bool, where: str, message: str) -> None:
+    """Raise ParamsError(``where: message``) unless ``cond``."""
+    if not cond:
+        raise ParamsError(f"{where}: {message}")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class SourceParams:
+    """One download unit: ``download@<name>`` writes ``data/raw/<name>``.
+
+    ``kind`` picks the fetcher (demo, kaggle, zenodo, huggingface); ``options`` is that
+    fetcher's own config, validated by it. ``datasets`` maps each manifest dataset id this
+    download provides to the sub-folder and layout adapter that ingests it.
+    """
+
+    kind: Literal["demo", "kaggle", "zenodo", "huggingface"]
+    datasets: dict[str, "DatasetLayout"]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        check(bool(self.datasets), f"{where}.datasets", "list at least one dataset")
+
+
+@dataclass
+class DatasetLayout:
+    """Where a dataset lies inside its download folder and how to read it."""
+
+    layout: Literal["coco", "real_fake_folders", "video_frames", "deepfakeface"]
+    dir: str = "."
+    # whole: the files are already face crops (resize only); detector: find faces first.
+    crop: Literal["boxes", "whole", "detector"] = "whole"
+
+
+@dataclass
+class FacesParams:
+    """How faces are cut out (stage ``faces``)."""
+
+    size: int = 64                 # output crop side in pixels (square crops)
+    margin: float = 1.3            # box side multiplier around the face box
+    square: bool = True            # expand boxes to squares before the margin
+    min_size: int = 8              # faces whose box is smaller (either side, px) are rejected
+    jpeg_quality: int = 95
+    detector: dict[str, Any] = field(default_factory=dict)   # validated by faces.detectors
+
+    def validate(self, where: str) -> None:
+        check(self.size >= 8, f"{where}.size", f"must be >= 8, got {self.size}")
+        check(self.margin >= 1.0, f"{where}.margin", f"must be >= 1.0, got {self.margin}")
+        check(self.min_size >= 1, f"{where}.min_size", f"must be >= 1, got {self.min_size}")
+        check(1 <= self.jpeg_quality <= 100, f"{where}.jpeg_quality", "must be in 1..100")
+
+
+@dataclass
+class SplitParams:
+    """Stratified, group-aware split for datasets without official splits (stage ``split``)."""
+
+    train: float = 0.70
+    val: float = 0.15
+    test: float = 0.15
+    seed: int = 42
+    keep_official: bool = True     # use a dataset's own splits where it has them
+
+    def validate(self, where: str) -> None:
+        for name in ("train", "val", "test"):
+            value = getattr(self, name)
+            check(0.0 <= value <= 1.0, f"{where}.{name}", f"must be in [0, 1], got {value}")
+        total = self.train + self.val + self.test
+        check(abs(total - 1.0) < 1e-6, where, f"train + val + test must be 1.0, got {total}")
+
+
+@dataclass
+class PrepareParams:
+    """Decode every face once into uint8 arrays (stage ``prepare``)."""
+
+    size: int = 64
+
+    def validate(self, where: str) -> None:
+        check(self.size >= 8, f"{where}.size", f"must be >= 8, got {self.size}")
+
+
+@dataclass
+class OptimizerParams:
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+
+    def validate(self, where: str) -> None:
+        check(self.lr > 0, f"{where}.lr", f"must be > 0, got {self.lr}")
+
+
+@dataclass
+class SchedulerParams:
+    name: Literal["none", "step", "cosine"] = "none"
+    step_size: int = 7
+    gamma: float = 0.1
+    t_max: int = 0                 # cosine period in epochs; 0 means the number of epochs
+
+
+@dataclass
+class AugmentParams:
+    """Train-time augmentation on prepared uint8 tensors; eval always resizes + centre-crops."""
+
+    resize: int = 0                # 0: keep the prepared size
+    crop: int = 0                  # random crop (train) / centre crop (eval) side; 0: no crop
+    hflip: float = 0.0
+    color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    random_resized_crop_scale: tuple[float, float] = (1.0, 1.0)
+    autoaugment: bool = False
+
+
+@dataclass
+class MixParams:
+    name: Literal["none", "cutmix", "mixup"] = "none"
+    alpha: float = 1.0
+
+
+@dataclass
+class TrainParams:
+    """Training settings; ``train`` in params.yaml holds defaults, each variant may override."""
+
+    datasets: list[str] = field(default_factory=list)   # manifest datasets to train/validate on
+    epochs: int = 3
+    batch_size: int = 32
+    optimizer: OptimizerParams = field(default_factory=OptimizerParams)
+    scheduler: SchedulerParams = field(default_factory=SchedulerParams)
+    augment: AugmentParams = field(default_factory=AugmentParams)
+    mix: MixParams = field(default_factory=MixParams)
+    select: Literal["last", "best_val_auc", "best_val_loss"] = "best_val_auc"
+    threshold_rule: Literal["youden", "f1", "eer", "fixed_0.5"] = "youden"
+    seed: int = 42
+    num_workers: int = 0
+    max_batches_per_epoch: int = 0     # 0: the whole epoch (only tiny test runs set this)
+
+    def validate(self, where: str) -> None:
+        check(bool(self.datasets), f"{where}.datasets", "name at least one dataset to train on")
+        check(self.epochs >= 1, f"{where}.epochs", f"must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, f"{where}.batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class ModelParams:
+    """A registered builder plus its keyword arguments."""
+
+    builder: str
+    normalize: Literal["half", "imagenet", "unit"] = "half"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PublishedResult:
+    """A report's own number, shown beside ours in the leaderboard (never used in training)."""
+
+    report: str
+    dataset: str
+    test_set: str = "test"
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class VariantParams:
+    """A classifier variant: data, not code (``model.builder`` names registered code)."""
+
+    model: ModelParams
+    train: dict[str, Any] = field(default_factory=dict)   # overrides merged over ``train``
+    published: list[PublishedResult] = field(default_factory=list)
+    description: str = ""
+
+
+@dataclass
+class TestSetParams:
+    dataset: str
+    split: str
+
+
+@dataclass
+class EvaluateParams:
+    test_sets: dict[str, TestSetParams]
+    batch_size: int = 128
+
+    def validate(self, where: str) -> None:
+        check(bool(self.test_sets), f"{where}.test_sets", "define at least one test set")
+
+
+@dataclass
+class Params:
+    seed: int
+    sources: dict[str, SourceParams]
+    enabled_sources: list[str]
+    faces: FacesParams
+    split: SplitParams
+    prepare: PrepareParams
+    train: TrainParams
+    variants: dict[str, VariantParams]
+    evaluate: EvaluateParams
+
+    def validate(self, where: str) -> None:
+        for name in self.enabled_sources:
+            check(name in self.sources, "enabled_sources",
+                  f"{name!r} is not defined under 'sources' (defined: {sorted(self.sources)})")
+        datasets = self.dataset_ids()
+        for name in self.train.datasets:
+            check(name in datasets, "train.datasets",
+                  f"{name!r} is not provided by any enabled source (available: {sorted(datasets)})")
+        for tname, ts in self.evaluate.test_sets.items():
+            check(ts.dataset in datasets, f"evaluate.test_sets.{tname}.dataset",
+                  f"{ts.dataset!r} is not provided by any enabled source (available: {sorted(datasets)})")
+        check(bool(self.variants), "variants", "define at least one variant")
+        for vname in self.variants:
+            self.variant_train(vname)   # validates the merged training config
+
+    def dataset_ids(self) -> dict[str, str]:
+        """Dataset id -> the enabled source that provides it."""
+        return {ds: src for src in self.enabled_sources for ds in self.sources[src].datasets}
+
+    def variant_train(self, name: str) -> TrainParams:
+        """The training config of variant ``name``: ``train`` defaults + its overrides."""
+        if name not in self.variants:
+            raise ParamsError(f"variants: no variant {name!r}; defined: {sorted(self.variants)}")
+        merged = deep_merge(dataclasses.asdict(self.train), self.variants[name].train)
+        return from_dict(TrainParams, merged, f"variants.{name}.train")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``path``; raise ParamsError naming the key on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (run from the repository root or pass --params)")
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return from_dict(Params, raw, "")
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {str(exc).lstrip('.')}") from None
