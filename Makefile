@@ -1,0 +1,27 @@
+# Two entry points (see README): `make demo` runs the whole pipeline on the built-in demo data,
+# `make test` runs the test suite. Both create .venv from the lock files first if needed.
+SHELL := /bin/bash
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: env demo test snakemake bench clean-data
+
+env:
+	@bash scripts/bootstrap.sh
+
+demo: env
+	dvc repro
+	@echo; cat metrics/leaderboard.md
+
+test: env
+	python -m pytest -n 2 --dist loadgroup -q
+
+snakemake: env
+	snakemake --cores 2
+
+bench: env
+	python benchmarks/bench_loading.py
+
+clean-data:
+	rm -rf data .snakemake logs

@@ -1,0 +1,18 @@
+# Snakemake runs the same stage commands as dvc.yaml (the runner of record) over params.yaml.
+#   snakemake --cores 2            # whole graph
+#   snakemake --cores 2 -n         # dry run
+# tests/test_runners.py checks that both runners declare the same outputs.
+
+configfile: "params.yaml"
+
+VARIANTS = sorted(config["variants"])
+TEST_SETS = sorted(config["evaluate"]["test_sets"])
+SOURCES = config["enabled_sources"]
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+
+
+rule all:
+    input:
+        "metrics/leaderboard.md",

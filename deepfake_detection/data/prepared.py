@@ -1,0 +1,75 @@
+"""Decode every face once into one uint8 array so training never decodes JPEGs.
+
+``prepare`` writes ``images.npy`` (N, S, S, 3, uint8; memory-mapped by readers) and
+``index.csv`` (the manifest rows in array order). :class:`PreparedFaces` serves (image, label)
+pairs from it with torchvision v2 transforms applied to uint8 tensors.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from ..io import atomic_path, read_image_rgb
+
+
+def _decode(path: str, size: int) -> np.ndarray:
+    rgb = read_image_rgb(path)
+    if rgb.shape[0] != size or rgb.shape[1] != size:
+        interp = cv2.INTER_AREA if min(rgb.shape[:2]) > size else cv2.INTER_CUBIC
+        rgb = cv2.resize(rgb, (size, size), interpolation=interp)
+    return rgb
+
+
+def prepare_arrays(manifest: pd.DataFrame, size: int, out_dir: Path, workers: int = 4) -> None:
+    """Write ``out_dir/{images.npy,index.csv}`` atomically (the whole folder appears at once)."""
+    paths = manifest["path"].tolist()
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        arr = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
+                                        shape=(len(paths), size, size, 3))
+        with ThreadPoolExecutor(workers) as pool:   # cv2 releases the GIL while decoding
+            for i, img in enumerate(pool.map(lambda p: _decode(p, size), paths)):
+                arr[i] = img
+        arr.flush()
+        del arr
+        manifest.reset_index(drop=True).assign(row=np.arange(len(paths))).to_csv(
+            tmp / "index.csv", index=False, lineterminator="\n")
+
+
+def load_prepared(prepared_dir: Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """The memory-mapped image array and its index table."""
+    images = np.load(Path(prepared_dir) / "images.npy", mmap_mode="r")
+    index = pd.read_csv(Path(prepared_dir) / "index.csv", keep_default_na=False,
+                        dtype={"official_split": str, "generator": str, "split": str})
+    if len(index) != len(images):
+        raise ValueError(f"{prepared_dir}: index.csv has {len(index)} rows but images.npy {len(images)}")
+    return images, index
+
+
+def select_rows(index: pd.DataFrame, datasets: list[str], split: str) -> np.ndarray:
+    """Array rows of the given datasets and split."""
+    mask = index["source"].isin(datasets) & (index["split"] == split)
+    return index.loc[mask, "row"].to_numpy()
+
+
+class PreparedFaces(Dataset):
+    """(CHW uint8 tensor after ``transform``, label) for the selected rows of a prepared array."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, rows: np.ndarray, transform=None):
+        self.images, self.labels, self.rows, self.transform = images, labels, np.asarray(rows), transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        row = self.rows[i]
+        x = torch.from_numpy(np.ascontiguousarray(self.images[row])).permute(2, 0, 1)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.labels[row])

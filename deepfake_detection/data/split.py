@@ -1,0 +1,73 @@
+"""Leakage-free splits: stratified by label, grouped so a group never spans two splits.
+
+Datasets that publish their own splits keep them (OpenForensics, deepfake-and-real-images); a
+dataset with official train/test but no validation split gets one carved out of its train part
+by the same group-aware rule. Everything is a pure function of (faces, params, seed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def stratified_group_split(labels, groups, fractions: dict[str, float], seed: int) -> np.ndarray:
+    """Assign each sample a split name so that groups stay whole and label ratios match.
+
+    Groups are bucketed by their fake fraction (all-real, mixed, all-fake), shuffled with
+    ``seed`` and dealt greedily to the split furthest below its target share of faces in that
+    bucket. Returns an array of split names aligned with ``labels``.
+    """
+    labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    names = [k for k, v in fractions.items() if v > 0]
+    target = np.array([fractions[k] for k in names], dtype=float)
+    target = target / target.sum()
+    frame = pd.DataFrame({"g": groups, "y": labels})
+    per_group = frame.groupby("g", sort=True)["y"].agg(["size", "mean"])
+    bucket = np.where(per_group["mean"] == 0, 0, np.where(per_group["mean"] == 1, 2, 1))
+    rng = np.random.default_rng(seed)
+    assignment: dict = {}
+    for b in (0, 1, 2):
+        sub = per_group[bucket == b]
+        order = rng.permutation(len(sub))
+        # Large groups first keeps the greedy deal close to the targets.
+        sizes = sub["size"].to_numpy()[order]
+        keys = sub.index.to_numpy()[order]
+        by_size = np.argsort(-sizes, kind="stable")
+        filled = np.zeros(len(names))
+        for i in by_size:
+            deficit = target * (filled.sum() + sizes[i]) - filled
+            k = int(np.argmax(deficit))
+            assignment[keys[i]] = names[k]
+            filled[k] += sizes[i]
+    return np.array([assignment[g] for g in groups], dtype=object)
+
+
+def assign_splits(faces: pd.DataFrame, train: float, val: float, test: float, seed: int,
+                  keep_official: bool = True) -> pd.DataFrame:
+    """Return ``faces`` with a ``split`` column (per dataset; see the module docstring)."""
+    out = []
+    for ds, part in faces.groupby("source", sort=True):
+        part = part.copy()
+        official = part["official_split"].fillna("").astype(str)
+        if keep_official and (official != "").all():
+            part["split"] = official.to_numpy()
+            if "val" not in set(official) and "train" in set(official):
+                tr = part["split"] == "train"
+                share = val / (train + val)
+                sub = stratified_group_split(part.loc[tr, "label"], part.loc[tr, "group"],
+                                             {"train": 1 - share, "val": share}, seed)
+                part.loc[tr, "split"] = sub
+        else:
+            part["split"] = stratified_group_split(
+                part["label"], part["group"], {"train": train, "val": val, "test": test}, seed)
+        out.append(part)
+    result = pd.concat(out, ignore_index=True) if out else faces.assign(split=[])
+    return result.sort_values("face_id", kind="stable").reset_index(drop=True)
+
+
+def leaking_groups(manifest: pd.DataFrame) -> list[str]:
+    """Groups found in more than one split (must be empty)."""
+    n = manifest.groupby("group")["split"].nunique()
+    return sorted(n[n > 1].index)

@@ -1,0 +1,55 @@
+"""Name -> builder registry with one factory, after timm's ``create_model``.
+
+A builder is ``fn(input_size: int, num_outputs: int, **kwargs) -> nn.Module``; a variant in
+params.yaml names a builder and its kwargs. ``num_outputs`` 2 means softmax over
+(real, fake) trained with cross-entropy; 1 means a single fake logit trained with BCE.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+Builder = Callable[..., nn.Module]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register_model(fn: Builder) -> Builder:
+    if fn.__name__ in _BUILDERS:
+        raise ValueError(f"model builder {fn.__name__!r} registered twice")
+    _BUILDERS[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    from . import classifiers  # noqa: F401  (registers the builders)
+
+    return sorted(_BUILDERS)
+
+
+def create_model(name: str, input_size: int, num_outputs: int = 2, **kwargs) -> nn.Module:
+    from . import classifiers  # noqa: F401
+
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model builder {name!r}; registered: {sorted(_BUILDERS)}")
+    try:
+        return _BUILDERS[name](input_size=input_size, num_outputs=num_outputs, **kwargs)
+    except TypeError as exc:
+        raise ValueError(f"model builder {name!r}: bad kwargs {sorted(kwargs)}: {exc}") from exc
+
+
+def fake_probability(logits: torch.Tensor) -> torch.Tensor:
+    """P(fake) from (N, 2) softmax logits or (N, 1) sigmoid logits."""
+    if logits.shape[1] == 1:
+        return torch.sigmoid(logits[:, 0].float())
+    return torch.softmax(logits.float(), dim=1)[:, 1]
+
+
+def load_trained_model(path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild a model saved by the train stage; returns (model in eval mode, its metadata)."""
+    meta = torch.load(path, map_location="cpu", weights_only=False)
+    model = create_model(meta["builder"], input_size=meta["input_size"], **meta["kwargs"])
+    model.load_state_dict(meta["state_dict"])
+    return model.to(device).eval(), {k: v for k, v in meta.items() if k != "state_dict"}

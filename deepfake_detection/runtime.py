@@ -1,0 +1,54 @@
+"""Process-level set-up shared by the stage CLIs: offline switches, seeding, device choice.
+
+Imported first by every stage so that no library reaches for the network or writes outside
+the project (Hugging Face hub retries, DVC analytics, ultralytics settings/fonts/DVC callback).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def set_offline_defaults(root: Path | None = None, hub_offline: bool = True) -> None:
+    """Environment switches so nothing downloads by surprise; explicit settings win.
+
+    ``hub_offline=False`` is for the download stage, which fetches datasets from the hub.
+    """
+    root = Path(root or Path.cwd())
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if hub_offline:
+        # timm's pretrained=True retries a hub download for ~47 s without this.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(root / ".ultralytics"))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str = "auto"):
+    """``auto`` -> CUDA when available, else CPU."""
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""Stage CLIs: one module per pipeline stage, each `python stages/<name>.py ...`."""

@@ -1,0 +1,49 @@
+"""Stage ``download@<source>``: fetch one source into ``data/raw/<source>``.
+
+``demo`` generates the built-in synthetic data offline; ``kaggle``, ``zenodo`` and
+``huggingface`` download the published datasets (credentials from the environment only).
+A small JSON summary of what arrived is written for review.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from deepfake_detection.runtime import set_offline_defaults
+
+set_offline_defaults(hub_offline=False)
+
+from deepfake_detection.io import atomic_path, write_json  # noqa: E402
+from deepfake_detection.params import from_dict, load_params  # noqa: E402
+from deepfake_detection.runtime import log  # noqa: E402
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--source", required=True)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--summary", required=True, type=Path)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    if args.source not in params.sources:
+        raise SystemExit(f"download: --source {args.source!r} is not defined under 'sources' in {args.params}")
+    src = params.sources[args.source]
+    where = f"sources.{args.source}.options"
+    if src.kind == "demo":
+        from deepfake_detection.data.demo import DemoOptions, generate_demo
+
+        opts = from_dict(DemoOptions, src.options, where)
+        with atomic_path(args.out, is_dir=True) as tmp:
+            summary = generate_demo(tmp, opts)
+    else:
+        from deepfake_detection.data.sources import fetch_source
+
+        summary = fetch_source(args.source, src.kind, src.options, args.out, log=log)
+    write_json(args.summary, {"source": args.source, "kind": src.kind, **summary})
+    log(f"download: {args.source}: done -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Stage ``split``: merge every source's faces into one manifest with a split per face.
+
+Reads ``data/faces/<source>/faces.csv`` of each enabled source, assigns splits (official where a
+dataset has them, else stratified + grouped) and writes the manifest (no image copies) and a
+counts JSON. Fails if any group would span two splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from deepfake_detection.runtime import set_offline_defaults
+
+set_offline_defaults()
+
+import pandas as pd  # noqa: E402
+
+from deepfake_detection.data.manifest import FACE_COLUMNS, MANIFEST_COLUMNS, check_columns  # noqa: E402
+from deepfake_detection.data.split import assign_splits, leaking_groups  # noqa: E402
+from deepfake_detection.io import write_csv, write_json  # noqa: E402
+from deepfake_detection.params import load_params  # noqa: E402
+from deepfake_detection.runtime import log  # noqa: E402
+
+
+def split_counts(manifest: pd.DataFrame) -> dict:
+    out: dict = {}
+    for (ds, split), part in manifest.groupby(["source", "split"], sort=True):
+        out.setdefault(ds, {})[split] = {"n": len(part), "real": int((part["label"] == 0).sum()),
+                                         "fake": int((part["label"] == 1).sum()),
+                                         "groups": int(part["group"].nunique())}
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--faces-root", required=True, type=Path,
+                    help="folder holding <source>/faces.csv for every enabled source")
+    ap.add_argument("--out", required=True, type=Path, help="manifest CSV")
+    ap.add_argument("--metrics", required=True, type=Path)
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    sp = params.split
+    frames = []
+    for path in [args.faces_root / src / "faces.csv" for src in params.enabled_sources]:
+        frame = pd.read_csv(path, dtype={"official_split": str, "generator": str}, keep_default_na=False)
+        check_columns(frame, FACE_COLUMNS, str(path))
+        frames.append(frame)
+    faces = pd.concat(frames, ignore_index=True)
+    dup = faces["face_id"].duplicated()
+    if dup.any():
+        raise SystemExit(f"split: duplicate face_id(s) across sources, e.g. {faces.loc[dup, 'face_id'].iloc[0]!r}")
+    manifest = assign_splits(faces, sp.train, sp.val, sp.test, sp.seed, sp.keep_official)
+    leaks = leaking_groups(manifest)
+    if leaks:
+        raise SystemExit(f"split: {len(leaks)} group(s) span several splits, e.g. {leaks[0]!r}")
+    counts = split_counts(manifest)
+    for ds, c in counts.items():
+        log(f"split: {ds}: " + ", ".join(f"{k} {v['n']} (fake {v['fake']})" for k, v in c.items()))
+    write_csv(args.out, manifest[MANIFEST_COLUMNS])
+    write_json(args.metrics, counts)
+
+
+if __name__ == "__main__":
+    main()

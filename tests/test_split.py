@@ -1,0 +1,59 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import train_test_split
+
+from deepfake_detection.data.split import assign_splits, leaking_groups, stratified_group_split
+
+
+def _faces(n_groups=300, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(n_groups):
+        for k in range(rng.integers(1, 5)):
+            rows.append({"face_id": f"d/{g}_{k}", "source": "d", "group": f"g{g}",
+                         "label": int(rng.random() < 0.35), "official_split": ""})
+    return pd.DataFrame(rows)
+
+
+def test_groups_never_span_splits_and_ratios_hold():
+    f = _faces()
+    split = stratified_group_split(f["label"], f["group"], {"train": 0.7, "val": 0.15, "test": 0.15}, 42)
+    f["split"] = split
+    assert leaking_groups(f) == []
+    share = f["split"].value_counts(normalize=True)
+    assert share["train"] == pytest.approx(0.70, abs=0.03)
+    assert share["val"] == pytest.approx(0.15, abs=0.03)
+    fake = f.groupby("split")["label"].mean()
+    assert (fake - f["label"].mean()).abs().max() < 0.05         # stratified by label
+
+
+def test_deterministic_and_seed_dependent():
+    f = _faces()
+    a = stratified_group_split(f["label"], f["group"], {"train": 0.7, "val": 0.3}, 1)
+    b = stratified_group_split(f["label"], f["group"], {"train": 0.7, "val": 0.3}, 1)
+    c = stratified_group_split(f["label"], f["group"], {"train": 0.7, "val": 0.3}, 2)
+    assert (a == b).all() and not (a == c).all()
+
+
+def test_singleton_groups_match_sklearn_stratified_split_proportions():
+    rng = np.random.default_rng(3)
+    y = (rng.random(1000) < 0.3).astype(int)
+    ours = stratified_group_split(y, np.arange(1000), {"train": 0.7, "test": 0.3}, 42)
+    _, y_test = train_test_split(y, test_size=0.3, stratify=y, random_state=42)
+    assert (ours == "test").sum() == pytest.approx(len(y_test), abs=2)
+    assert y[ours == "test"].mean() == pytest.approx(y_test.mean(), abs=0.01)
+
+
+def test_official_splits_kept_and_val_carved_from_train():
+    f = _faces(200)
+    f["official_split"] = np.where(f.index % 5 == 0, "test", "train")
+    f.loc[f.groupby("group").ngroup() % 5 == 0, "official_split"] = "test"
+    f["official_split"] = f.groupby("group")["official_split"].transform("first")
+    out = assign_splits(f, 0.7, 0.15, 0.15, 42)
+    assert set(out["split"]) == {"train", "val", "test"}
+    merged = out.merge(f[["face_id", "official_split"]], on="face_id", suffixes=("", "_in"))
+    assert (merged.loc[merged.official_split_in == "test", "split"] == "test").all()
+    assert leaking_groups(out) == []
+    val_share = (out.split == "val").sum() / (out.split != "test").sum()
+    assert val_share == pytest.approx(0.15 / 0.85, abs=0.04)

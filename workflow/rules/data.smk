@@ -1,0 +1,81 @@
+# download -> faces -> split -> prepare (see dvc.yaml for the same stages).
+
+
+rule download:
+    input:
+        "stages/download.py",
+        "deepfake_detection/data/demo.py",
+        "deepfake_detection/data/sources",
+    output:
+        directory("data/raw/{source}"),
+        "metrics/download/{source}.json",
+    log:
+        "logs/download/{source}.log",
+    params:
+        source=lambda w: {k: config["sources"][w.source][k] for k in ("kind", "options")},
+    conda:
+        "../../environment.yml"
+    shell:
+        "python stages/download.py --source {wildcards.source} --out data/raw/{wildcards.source}"
+        " --summary metrics/download/{wildcards.source}.json 2> {log}"
+
+
+rule faces:
+    input:
+        "stages/faces.py",
+        "deepfake_detection/faces",
+        "deepfake_detection/data/adapters.py",
+        "data/raw/{source}",
+    output:
+        directory("data/faces/{source}/images"),
+        "data/faces/{source}/faces.csv",
+        "data/faces/{source}/rejects.csv",
+        "metrics/faces/{source}.json",
+    log:
+        "logs/faces/{source}.log",
+    params:
+        faces=config["faces"],
+        datasets=lambda w: config["sources"][w.source]["datasets"],
+    conda:
+        "../../environment.yml"
+    shell:
+        "python stages/faces.py --source {wildcards.source} --raw data/raw/{wildcards.source}"
+        " --out data/faces/{wildcards.source} --metrics metrics/faces/{wildcards.source}.json 2> {log}"
+
+
+rule split:
+    input:
+        "stages/split.py",
+        "deepfake_detection/data/split.py",
+        expand("data/faces/{source}/faces.csv", source=SOURCES),
+    output:
+        "data/splits/manifest.csv",
+        "metrics/split.json",
+    log:
+        "logs/split.log",
+    params:
+        enabled_sources=config["enabled_sources"],
+        split=config["split"],
+    conda:
+        "../../environment.yml"
+    shell:
+        "python stages/split.py --faces-root data/faces --out data/splits/manifest.csv"
+        " --metrics metrics/split.json 2> {log}"
+
+
+rule prepare:
+    input:
+        "stages/prepare.py",
+        "deepfake_detection/data/prepared.py",
+        "data/splits/manifest.csv",
+        expand("data/faces/{source}/images", source=SOURCES),
+    output:
+        directory("data/prepared"),
+    log:
+        "logs/prepare.log",
+    params:
+        prepare=config["prepare"],
+    conda:
+        "../../environment.yml"
+    shell:
+        "python stages/prepare.py --manifest data/splits/manifest.csv --out data/prepared 2> {log}"
