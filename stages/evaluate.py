@@ -55,15 +55,16 @@ def main(argv=None) -> None:
         raise SystemExit(f"evaluate: --test-set {args.test_set!r} is not under evaluate.test_sets "
                          f"({sorted(params.evaluate.test_sets)})")
     ts, cfg = params.evaluate.test_sets[args.test_set], params.variant_train(args.variant)
-    rt = Runtime.for_device(pick_device(args.device))
-    model, meta = load_trained_model(args.model, rt.device)
+    device = pick_device(args.device)
+    model, meta = load_trained_model(args.model, device)
+    rt = Runtime.for_device(device, meta["normalize"])
     images, index = load_prepared(args.prepared)
     rows = select_rows(index, [ts.dataset], ts.split)
     if len(rows) == 0:
         raise SystemExit(f"evaluate: test set {args.test_set!r} ({ts.dataset}, split {ts.split!r}) has no faces")
     aug = from_dict(AugmentParams, meta["augment"], "model.augment")
     loader = DataLoader(PreparedFaces(images, index["label"].to_numpy(), rows,
-                                      eval_transform(aug, meta["normalize"])),
+                                      eval_transform(aug)),
                         batch_size=params.evaluate.batch_size, shuffle=False)
     if rt.channels_last:
         import torch

@@ -32,7 +32,7 @@ from deepfake_detection.training.checkpoints import config_hash  # noqa: E402
 from deepfake_detection.training.engine import Runtime, fit  # noqa: E402
 
 
-def loaders(images, index, cfg, normalize: str, device_type: str):
+def loaders(images, index, cfg, device_type: str):
     labels = index["label"].to_numpy()
     train_rows = select_rows(index, cfg.datasets, "train")
     val_rows = select_rows(index, cfg.datasets, "val")
@@ -42,10 +42,10 @@ def loaders(images, index, cfg, normalize: str, device_type: str):
     gen = torch.Generator().manual_seed(cfg.seed)
     common = {"num_workers": cfg.num_workers, "pin_memory": device_type == "cuda",
               "persistent_workers": cfg.num_workers > 0}
-    train = DataLoader(PreparedFaces(images, labels, train_rows, train_transform(cfg.augment, normalize)),
+    train = DataLoader(PreparedFaces(images, labels, train_rows, train_transform(cfg.augment)),
                        batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_rows) > cfg.batch_size,
                        generator=gen, **common)
-    val = DataLoader(PreparedFaces(images, labels, val_rows, eval_transform(cfg.augment, normalize)),
+    val = DataLoader(PreparedFaces(images, labels, val_rows, eval_transform(cfg.augment)),
                      batch_size=cfg.batch_size * 2, shuffle=False, **common)
     return train, val, index.loc[val_rows, "face_id"].to_numpy()
 
@@ -66,11 +66,11 @@ def main(argv=None) -> None:
     variant, cfg = params.variants[args.variant], params.variant_train(args.variant)
     seed_everything(cfg.seed)
     device = pick_device(args.device)
-    rt = Runtime.for_device(device)
+    rt = Runtime.for_device(device, variant.model.normalize)
     images, index = load_prepared(args.prepared)
     size = input_size(cfg.augment, images.shape[1])
     model = create_model(variant.model.builder, input_size=size, **variant.model.kwargs)
-    train_loader, val_loader, val_ids = loaders(images, index, cfg, variant.model.normalize, device.type)
+    train_loader, val_loader, val_ids = loaders(images, index, cfg, device.type)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"train: {args.variant}: {variant.model.builder} ({n_params / 1e6:.2f} M params) on {device}, "
         f"{len(train_loader.dataset)} train / {len(val_loader.dataset)} val faces at {size} px")

@@ -69,7 +69,7 @@ class PreparedFaces(Dataset):
 
     def __getitem__(self, i: int):
         row = self.rows[i]
-        x = torch.from_numpy(np.ascontiguousarray(self.images[row])).permute(2, 0, 1)
+        x = torch.from_numpy(np.array(self.images[row])).permute(2, 0, 1)   # copy out of the memmap
         if self.transform is not None:
             x = self.transform(x)
         return x, int(self.labels[row])

@@ -1,4 +1,9 @@
-"""Train/eval transforms on uint8 CHW tensors (torchvision v2), built from AugmentParams."""
+"""Train/eval transforms on uint8 CHW tensors (torchvision v2), built from AugmentParams.
+
+Transforms keep uint8: the float conversion and normalisation run once per batch on the
+device (:func:`to_float_batch`), which moves 4x fewer bytes to the GPU and is several times
+faster on CPU than normalising sample by sample.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,15 @@ NORMALIZE = {
 }
 
 
-def _to_float(normalize: str) -> list:
+def to_float_batch(x: torch.Tensor, normalize: str) -> torch.Tensor:
+    """uint8 (N, C, H, W) batch -> normalised float32, on whatever device ``x`` is on."""
     mean, std = NORMALIZE[normalize]
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    mean_t = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    return (x.float().div_(255.0) - mean_t) / std_t
 
 
-def train_transform(aug, normalize: str) -> v2.Compose:
+def train_transform(aug) -> v2.Compose:
     ops: list = []
     if aug.resize:
         ops.append(v2.Resize(aug.resize, antialias=True))
@@ -33,16 +41,16 @@ def train_transform(aug, normalize: str) -> v2.Compose:
         ops.append(v2.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h))
     if aug.autoaugment:
         ops.append(v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET))
-    return v2.Compose(ops + _to_float(normalize))
+    return v2.Compose(ops) if ops else v2.Identity()
 
 
-def eval_transform(aug, normalize: str) -> v2.Compose:
+def eval_transform(aug) -> v2.Compose:
     ops: list = []
     if aug.resize:
         ops.append(v2.Resize(aug.resize, antialias=True))
     if aug.crop:
         ops.append(v2.CenterCrop(aug.crop))
-    return v2.Compose(ops + _to_float(normalize))
+    return v2.Compose(ops) if ops else v2.Identity()
 
 
 def input_size(aug, prepared_size: int) -> int:

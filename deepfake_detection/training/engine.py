@@ -18,23 +18,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.transforms import to_float_batch
 from ..models.registry import fake_probability
 from .checkpoints import load_checkpoint, save_checkpoint
 
 
 @dataclass
 class Runtime:
+    """Where and how batches run; ``normalize`` names the model's input normalisation."""
+
     device: torch.device
     amp: bool
     channels_last: bool
+    normalize: str = "half"
 
     @classmethod
-    def for_device(cls, device: torch.device) -> "Runtime":
+    def for_device(cls, device: torch.device, normalize: str = "half") -> "Runtime":
         cuda = device.type == "cuda"
-        return cls(device=device, amp=cuda, channels_last=cuda)
+        return cls(device=device, amp=cuda, channels_last=cuda, normalize=normalize)
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """A uint8 batch -> normalised float on the device (float tensors pass through as they are)."""
         x = x.to(self.device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = to_float_batch(x, self.normalize)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def autocast(self):
