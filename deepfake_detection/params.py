@@ -195,8 +195,13 @@ class SplitParams:
     test: float = 0.15
     seed: int = 42
     keep_official: bool = True     # use a dataset's own splits where it has them
+    # Leakage guard: near-duplicate faces (perceptual hash within this many bits, across and
+    # within sources) are merged into one group before splitting; -1 turns it off.
+    dedup_max_distance: int = 4
 
     def validate(self, where: str) -> None:
+        check(-1 <= self.dedup_max_distance <= 16, f"{where}.dedup_max_distance",
+              f"must be in -1..16 (-1 = off), got {self.dedup_max_distance}")
         for name in ("train", "val", "test"):
             value = getattr(self, name)
             check(0.0 <= value <= 1.0, f"{where}.{name}", f"must be in [0, 1], got {value}")
@@ -320,7 +325,6 @@ class EvaluateParams:
 
 @dataclass
 class Params:
-    seed: int
     sources: dict[str, SourceParams]
     enabled_sources: list[str]
     faces: FacesParams
@@ -341,9 +345,22 @@ class Params:
         for tname, ts in self.evaluate.test_sets.items():
             check(ts.dataset in datasets, f"evaluate.test_sets.{tname}.dataset",
                   f"{ts.dataset!r} is not provided by any enabled source (available: {sorted(datasets)})")
+        for name in self.enabled_sources:
+            self.source_options(name)   # each download kind validates its own options
         check(bool(self.variants), "variants", "define at least one variant")
         for vname in self.variants:
             self.variant_train(vname)   # validates the merged training config
+
+    def source_options(self, name: str):
+        """The typed ``options`` of source ``name`` (validated by its download kind)."""
+        src = self.sources[name]
+        if src.kind == "demo":
+            from .data.demo import DemoOptions
+
+            return from_dict(DemoOptions, src.options, f"sources.{name}.options")
+        from .data.sources import parse_options
+
+        return parse_options(name, src.kind, src.options)
 
     def dataset_ids(self) -> dict[str, str]:
         """Dataset id -> the enabled source that provides it."""

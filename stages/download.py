@@ -15,7 +15,7 @@ from deepfake_detection.runtime import set_offline_defaults
 set_offline_defaults(hub_offline=False)
 
 from deepfake_detection.io import atomic_path, write_json  # noqa: E402
-from deepfake_detection.params import from_dict, load_params  # noqa: E402
+from deepfake_detection.params import load_params  # noqa: E402
 from deepfake_detection.runtime import log  # noqa: E402
 
 
@@ -30,11 +30,10 @@ def main(argv=None) -> None:
     if args.source not in params.sources:
         raise SystemExit(f"download: --source {args.source!r} is not defined under 'sources' in {args.params}")
     src = params.sources[args.source]
-    where = f"sources.{args.source}.options"
     if src.kind == "demo":
-        from deepfake_detection.data.demo import DemoOptions, generate_demo
+        from deepfake_detection.data.demo import generate_demo
 
-        opts = from_dict(DemoOptions, src.options, where)
+        opts = params.source_options(args.source)
         with atomic_path(args.out, is_dir=True) as tmp:
             summary = generate_demo(tmp, opts)
     else:

@@ -67,6 +67,24 @@ def assign_splits(faces: pd.DataFrame, train: float, val: float, test: float, se
     return result.sort_values("face_id", kind="stable").reset_index(drop=True)
 
 
+# When a duplicate links faces that their datasets put in different official splits, the whole
+# group goes to the most held-out of them: a test face must never also be trained on.
+SPLIT_PRIORITY = ("test_challenge", "test_dev", "test", "val", "train")
+
+
+def resolve_official_conflicts(faces: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Give every group one official split (the most held-out); return (faces, faces moved)."""
+    rank = {name: i for i, name in enumerate(SPLIT_PRIORITY)}
+    official = faces["official_split"].fillna("").astype(str)
+    keyed = official.map(lambda s: rank.get(s, len(rank)) if s else len(rank) + 1)
+    best = keyed.groupby(faces["group"]).transform("min")
+    conflict = (official != "") & (keyed != best)
+    out = faces.copy()
+    names = {v: k for k, v in rank.items()}
+    out.loc[conflict, "official_split"] = best[conflict].map(names)
+    return out, int(conflict.sum())
+
+
 def leaking_groups(manifest: pd.DataFrame) -> list[str]:
     """Groups found in more than one split (must be empty)."""
     n = manifest.groupby("group")["split"].nunique()

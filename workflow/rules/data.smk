@@ -47,9 +47,11 @@ rule split:
     input:
         "stages/split.py",
         "deepfake_detection/data/split.py",
+        "deepfake_detection/data/dedup.py",
         expand("data/faces/{source}/faces.csv", source=SOURCES),
     output:
         "data/splits/manifest.csv",
+        "data/splits/duplicates.csv",
         "metrics/split.json",
     log:
         "logs/split.log",
@@ -60,7 +62,7 @@ rule split:
         "../../environment.yml"
     shell:
         "python stages/split.py --faces-root data/faces --out data/splits/manifest.csv"
-        " --metrics metrics/split.json 2> {log}"
+        " --duplicates data/splits/duplicates.csv --metrics metrics/split.json 2> {log}"
 
 
 rule prepare:

@@ -1,0 +1,614 @@
+"""Built-in demo data: a miniature, offline, deterministic OpenForensics plus its folder copy.
+
+``generate_demo`` writes synthetic scenes shaped exactly like OpenForensics (COCO polygons,
+``{Train,Val,Test-Dev,Test-Challenge}_poly.json``, several real and fake faces per scene,
+perturbed Test-Challenge scenes) and the same faces cut into the Kaggle
+``deepfake-and-real-images`` layout (``Dataset/{Train,Validation,Test}/{Real,Fake}``), so the
+whole pipeline runs end to end without a download.
+
+How a scene is made:
+  * background: a crop of a bundled scikit-image photo, a gradient, or a texture;
+  * people: torsos, then heads (64x64 faces from the bundled ``gan_face_generate`` DCGAN)
+    resampled with ordinary interpolation and pasted with a soft elliptical mask;
+  * sensor noise over the whole scene;
+  * fakes, made the way face swaps are made: the inner face region is replaced by another
+    generated identity that is down-scaled and re-synthesised by a "generator" (stride-2
+    transposed convolutions with fixed random kernels, hence checkerboard artefacts), colour
+    matched in LAB and blended with a feathered mask. Strengths vary per face so some fakes
+    are subtle; every knob is a :class:`DemoOptions` field.
+
+Determinism: every scene draws from its own ``numpy`` generator seeded by
+``(seed, split, index)`` (so resizing one split leaves the others unchanged), torch noise comes
+from a local ``torch.Generator``, and the DCGAN runs single-threaded under ``no_grad`` on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..io import atomic_path, write_image_rgb, write_json
+from ..params import check
+
+OF_DIR = "openforensics"
+FOLDER_DIR = "deepfake_and_real_images"
+# (OpenForensics split, DemoOptions count field, folder-layout split or None)
+SPLITS = (
+    ("Train", "n_train", "Train"),
+    ("Val", "n_val", "Validation"),
+    ("Test-Dev", "n_test_dev", "Test"),
+    ("Test-Challenge", "n_test_challenge", None),
+)
+CATEGORIES = [{"id": 0, "name": "Real"}, {"id": 1, "name": "Fake"}]
+PERTURBATIONS = ("noise", "blur", "jpeg", "color", "fog")
+
+# Face geometry inside a 64x64 DCGAN patch, as fractions of the patch side (the generator was
+# trained on aligned DigiFace crops, so every face sits at about the same place).
+FACE_CENTER = (0.5, 0.55)
+FACE_AXES = (0.33, 0.37)          # semi-axes of the annotated face ellipse
+HEAD_AXES = (0.42, 0.48)          # semi-axes of the pasted head (face + hair + patch context)
+POLY_POINTS = 32
+N_KERNELS = 4                     # fixed "generator" kernels the fakes draw from
+
+
+@dataclass
+class DemoOptions:
+    """``sources.demo.options`` in params.yaml; ranges are ``[min, max]`` sampled per item.
+
+    Easier fakes: raise ``blend_alpha``/``checkerboard``/``upsample_stages``, lower
+    ``color_match``/``feather``/``real_resample``. Harder: the opposite.
+    """
+
+    seed: int = 1234
+    n_train: int = 200
+    n_val: int = 48
+    n_test_dev: int = 60
+    n_test_challenge: int = 60
+    image_size: int = 256                                  # scene side in pixels
+    faces_per_image: tuple[int, int] = (3, 5)
+    face_size: tuple[int, int] = (40, 88)                  # face box width in pixels
+    fake_fraction: float = 0.5
+    # --- how hard the fakes are (per-face ranges)
+    blend_alpha: tuple[float, float] = (0.75, 1.0)         # opacity of the swapped face
+    upsample_stages: tuple[int, int] = (1, 2)              # x2 transposed-conv stages (down 2^k first)
+    checkerboard: tuple[float, float] = (0.0, 0.4)         # kernel deviation from bilinear
+    color_match: tuple[float, float] = (0.6, 1.0)          # 1: full LAB mean/std transfer
+    feather: tuple[float, float] = (0.08, 0.25)            # mask blur, fraction of face width
+    # --- ordinary processing every face/scene gets
+    real_resample: tuple[float, float] = (1.0, 1.6)        # down-then-up factor applied to heads
+    scene_noise: tuple[float, float] = (0.0, 3.0)          # sensor noise sigma (0-255 scale)
+    scene_jpeg_quality: tuple[int, int] = (80, 95)
+    challenge_perturbations: tuple[int, int] = (1, 2)      # how many per Test-Challenge scene
+    # --- folder-layout copy
+    folder_size: int = 128
+    folder_margin: float = 1.8
+    folder_jpeg_quality: int = 95
+    # --- broken inputs so the rejects paths always run
+    n_corrupt_images: int = 1
+    n_bad_boxes: int = 2
+
+    def validate(self, where: str) -> None:
+        for name in ("n_train", "n_val", "n_test_dev", "n_test_challenge",
+                     "n_corrupt_images", "n_bad_boxes"):
+            value = getattr(self, name)
+            check(value >= 0, f"{where}.{name}", f"must be >= 0, got {value}")
+        check(self.n_corrupt_images <= self.n_train, f"{where}.n_corrupt_images",
+              f"must be <= n_train ({self.n_train}), got {self.n_corrupt_images}")
+        check(self.n_bad_boxes == 0 or self.n_train > self.n_corrupt_images,
+              f"{where}.n_bad_boxes", "needs at least one readable Train image (raise n_train)")
+        check(self.image_size >= 64, f"{where}.image_size", f"must be >= 64, got {self.image_size}")
+        self._range(where, "faces_per_image", 1, 16)
+        self._range(where, "face_size", 16, 4096)
+        head = math.ceil(self.face_size[1] / (2 * FACE_AXES[0]))
+        check(head <= self.image_size, f"{where}.face_size",
+              f"max {self.face_size[1]} px makes heads of {head} px, larger than image_size "
+              f"{self.image_size}; use at most {int(self.image_size * 2 * FACE_AXES[0])}")
+        check(0.0 <= self.fake_fraction <= 1.0, f"{where}.fake_fraction",
+              f"must be in [0, 1], got {self.fake_fraction}")
+        self._range(where, "blend_alpha", 0.0, 1.0)
+        self._range(where, "upsample_stages", 1, 3)
+        self._range(where, "checkerboard", 0.0, 4.0)
+        self._range(where, "color_match", 0.0, 1.0)
+        self._range(where, "feather", 0.0, 0.5)
+        self._range(where, "real_resample", 1.0, 8.0)
+        self._range(where, "scene_noise", 0.0, 64.0)
+        self._range(where, "scene_jpeg_quality", 1, 100)
+        self._range(where, "challenge_perturbations", 1, len(PERTURBATIONS))
+        check(self.folder_size >= 16, f"{where}.folder_size", f"must be >= 16, got {self.folder_size}")
+        check(self.folder_margin >= 1.0, f"{where}.folder_margin",
+              f"must be >= 1.0, got {self.folder_margin}")
+        check(1 <= self.folder_jpeg_quality <= 100, f"{where}.folder_jpeg_quality",
+              f"must be in 1..100, got {self.folder_jpeg_quality}")
+
+    def _range(self, where: str, name: str, lo: float, hi: float) -> None:
+        a, b = getattr(self, name)
+        check(lo <= a <= b <= hi, f"{where}.{name}",
+              f"must be [min, max] with {lo} <= min <= max <= {hi}, got {[a, b]}")
+
+
+# --------------------------------------------------------------------------- public entry
+
+
+def generate_demo(out_dir: Path, opts: DemoOptions) -> dict:
+    """Write the demo datasets under ``out_dir`` and return their counts.
+
+    ``out_dir/openforensics`` and ``out_dir/deepfake_and_real_images`` are each built in a
+    temporary folder and renamed into place, so they are always complete and never hold files
+    from an earlier run. Same options, same bytes.
+    """
+    out_dir = Path(out_dir)
+    opts.validate("demo")
+    counts: dict = {"seed": opts.seed, OF_DIR: {}, FOLDER_DIR: {}}
+    with contextlib.ExitStack() as stack, _torch_single_thread():
+        of_root = stack.enter_context(atomic_path(out_dir / OF_DIR, is_dir=True))
+        folder_root = stack.enter_context(atomic_path(out_dir / FOLDER_DIR, is_dir=True))
+        kernels = _kernel_bank(opts.seed)
+        for split_no, (split, _, folder_split) in enumerate(SPLITS):
+            of_counts, folder_counts = _write_split(of_root, folder_root, split_no, opts, kernels)
+            counts[OF_DIR][split] = of_counts
+            if folder_split:
+                counts[FOLDER_DIR][folder_split] = folder_counts
+    return counts
+
+
+def _write_split(of_root: Path, folder_root: Path, split_no: int, opts: DemoOptions,
+                 kernels: torch.Tensor) -> tuple[dict, dict]:
+    """Scenes, COCO file and folder copies of one split; returns (COCO counts, folder counts)."""
+    split, count_field, folder_split = SPLITS[split_no]
+    n = getattr(opts, count_field)
+    corrupt = _corrupt_indices(opts) if split == "Train" else set()
+    bad_slots = _bad_box_slots(opts, corrupt) if split == "Train" else {}
+    images, annotations = [], []
+    c = {"images": n, "faces": 0, "real": 0, "fake": 0, "corrupt_images": 0, "bad_boxes": 0,
+         "perturbed": 0}
+    fc = {"Real": 0, "Fake": 0}
+    for i in range(n):
+        name = f"{split.lower().replace('-', '')}_{i:04d}"
+        rng = np.random.default_rng([opts.seed, split_no, i])
+        scene, faces, perturbation = _make_scene(rng, opts, kernels,
+                                                 challenge=split == "Test-Challenge")
+        image_id = i + 1
+        entry = {"id": image_id, "file_name": f"Images/{split}/{name}.jpg",
+                 "width": opts.image_size, "height": opts.image_size}
+        if perturbation:
+            entry["perturbation"] = perturbation
+            c["perturbed"] += 1
+        images.append(entry)
+        path = of_root / "Images" / split / f"{name}.jpg"
+        quality = int(rng.integers(opts.scene_jpeg_quality[0], opts.scene_jpeg_quality[1] + 1))
+        if i in corrupt:
+            _write_corrupt(path, scene)
+            c["corrupt_images"] += 1
+        else:
+            write_image_rgb(path, scene, jpeg_quality=quality)
+        for k, face in enumerate(faces):
+            annotations.append(_annotation(len(annotations) + 1, image_id, face["label"],
+                                           face["polygon"]))
+            c["faces"] += 1
+            c["fake" if face["label"] else "real"] += 1
+            if folder_split and i not in corrupt:
+                cls = "Fake" if face["label"] else "Real"
+                crop = _folder_crop(scene, face["box"], opts.folder_margin, opts.folder_size)
+                write_image_rgb(folder_root / "Dataset" / folder_split / cls / f"{name}_f{k}.jpg",
+                                crop, jpeg_quality=opts.folder_jpeg_quality)
+                fc[cls] += 1
+        for kind in bad_slots.get(i, []):
+            annotations.append(_annotation(len(annotations) + 1, image_id, int(rng.integers(0, 2)),
+                                           _bad_polygon(kind, opts.image_size, rng)))
+            c["bad_boxes"] += 1
+    write_json(of_root / f"{split}_poly.json",
+               {"images": images, "annotations": annotations, "categories": CATEGORIES})
+    return c, fc
+
+
+# --------------------------------------------------------------------------- COCO helpers
+
+
+def ellipse_polygon(cx: float, cy: float, ax: float, ay: float, n: int = POLY_POINTS) -> list[float]:
+    """A closed ellipse as a flat ``[x1, y1, x2, y2, ...]`` list rounded to 0.01 px."""
+    t = np.arange(n) * (2 * np.pi / n)
+    pts = np.stack([cx + ax * np.cos(t), cy + ay * np.sin(t)], axis=1)
+    return [round(float(v), 2) for v in pts.reshape(-1)]
+
+
+def polygon_area(poly: list[float]) -> float:
+    """Shoelace area of a flat polygon list."""
+    x, y = np.asarray(poly[0::2], float), np.asarray(poly[1::2], float)
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
+
+
+def polygon_bbox(poly: list[float]) -> list[float]:
+    """``[x, y, w, h]`` enclosing a flat polygon list."""
+    xs, ys = poly[0::2], poly[1::2]
+    x0, y0 = min(xs), min(ys)
+    return [x0, y0, round(max(xs) - x0, 2), round(max(ys) - y0, 2)]
+
+
+def _annotation(ann_id: int, image_id: int, label: int, poly: list[float]) -> dict:
+    return {"id": ann_id, "image_id": image_id, "category_id": int(label),
+            "bbox": polygon_bbox(poly), "segmentation": [poly],
+            "area": round(polygon_area(poly), 2), "iscrowd": 0}
+
+
+def _bad_polygon(kind: str, size: int, rng: np.random.Generator) -> list[float]:
+    """A face-like polygon that is entirely outside the image, or has zero area."""
+    if kind == "box_outside":
+        x0, y0, s = float(size + 10), float(rng.integers(0, size // 2)), 30.0
+        return [x0, y0, x0 + s, y0, x0 + s, y0 + s, x0, y0 + s]
+    x0, y0 = float(rng.integers(10, size // 2)), float(rng.integers(10, size // 2))
+    return [x0, y0, x0, y0 + 20.0, x0, y0 + 40.0]          # a vertical line: w = 0, area = 0
+
+
+def _corrupt_indices(opts: DemoOptions) -> set[int]:
+    rng = np.random.default_rng([opts.seed, 1001])
+    return set(int(i) for i in rng.choice(opts.n_train, size=opts.n_corrupt_images, replace=False))
+
+
+def _bad_box_slots(opts: DemoOptions, corrupt: set[int]) -> dict[int, list[str]]:
+    """Which readable Train scenes get the bad annotations (alternating outside / zero area)."""
+    readable = [i for i in range(opts.n_train) if i not in corrupt]
+    slots: dict[int, list[str]] = {}
+    for b in range(opts.n_bad_boxes):
+        i = readable[(b * 7 + 3) % len(readable)]
+        slots.setdefault(i, []).append("box_outside" if b % 2 == 0 else "zero_area")
+    return slots
+
+
+def _write_corrupt(path: Path, scene: np.ndarray) -> None:
+    """A truncated JPEG: the start of the real header, then garbage, so no decoder accepts it."""
+    _, buf = cv2.imencode(".jpg", np.ascontiguousarray(scene[..., ::-1]))
+    data = bytes(buf[:48]) + b"\x00not a complete JPEG\x00" * 4
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+# --------------------------------------------------------------------------- scene synthesis
+
+
+def _make_scene(rng: np.random.Generator, opts: DemoOptions, kernels: torch.Tensor,
+                challenge: bool) -> tuple[np.ndarray, list[dict], str]:
+    """One scene (uint8 RGB), its faces (label, polygon, box) and its perturbation name(s)."""
+    size = opts.image_size
+    scene = _background(rng, size)
+    layout = _place_faces(rng, opts)
+    labels = [int(rng.random() < opts.fake_fraction) for _ in layout]
+    n_fake = sum(labels)
+    # identities: one per head, one more per fake (the face swapped in)
+    seed = int(rng.integers(0, 2**62))
+    faces64 = _generate_faces(len(layout) + n_fake, seed)
+    sources = iter(faces64[len(layout):])
+
+    for (cx, cy, w) in layout:
+        _draw_torso(rng, scene, cx, cy, w)
+    for (cx, cy, w), face in zip(layout, faces64[:len(layout)]):
+        _paste_head(rng, scene, face, cx, cy, w, opts.real_resample)
+    sigma = rng.uniform(*opts.scene_noise)
+    scene += rng.normal(0.0, sigma / 255.0, scene.shape).astype(np.float32)
+    np.clip(scene, 0.0, 1.0, out=scene)
+
+    faces = []
+    for (cx, cy, w), label in zip(layout, labels):
+        if label:
+            _swap_face(rng, scene, next(sources), cx, cy, w, opts, kernels)
+        ax, ay = w / 2, w / 2 * FACE_AXES[1] / FACE_AXES[0]
+        poly = ellipse_polygon(cx, cy, ax, ay)
+        faces.append({"label": label, "polygon": poly, "box": polygon_bbox(poly)})
+    perturbation = ""
+    if challenge:
+        scene, perturbation = _perturb(rng, scene, opts.challenge_perturbations)
+    return _to_uint8(scene), faces, perturbation
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def _place_faces(rng: np.random.Generator, opts: DemoOptions) -> list[tuple[float, float, float]]:
+    """Face centres and widths: boxes inside the image, heads not overlapping much."""
+    size = opts.image_size
+    n = int(rng.integers(opts.faces_per_image[0], opts.faces_per_image[1] + 1))
+    lo, hi = opts.face_size
+    placed: list[tuple[float, float, float]] = []
+    for _ in range(n):
+        w = float(rng.uniform(lo, hi))
+        while True:
+            spot = _find_spot(rng, size, w, placed)
+            if spot is not None or w <= lo:
+                break
+            w = max(float(lo), w * 0.8)
+        if spot is not None:
+            placed.append(spot)
+    return placed
+
+
+def _find_spot(rng, size, w, placed, tries=60):
+    """A face centre for width ``w`` whose head square overlaps no placed head by much."""
+    h = w * FACE_AXES[1] / FACE_AXES[0]
+    head = w / (2 * FACE_AXES[0])
+    for _ in range(tries):
+        cx = rng.uniform(w / 2 + 2, size - w / 2 - 2)
+        cy = rng.uniform(h / 2 + 2, size - h / 2 - 2)
+        clear = all(max(abs(cx - px), abs(cy - py)) > 0.75 * (head + pw / (2 * FACE_AXES[0])) / 2
+                    for px, py, pw in placed)
+        if clear:
+            return (float(cx), float(cy), float(w))
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _photos() -> tuple[np.ndarray, ...]:
+    """Bundled scikit-image photos (no download) as float32 RGB; people's faces cropped out."""
+    import skimage.data as sd
+
+    rgb = [sd.astronaut()[260:], sd.chelsea(), sd.coffee(), sd.rocket(),
+           sd.stereo_motorcycle()[0], sd.hubble_deep_field()[:500, :500]]
+    gray = [sd.brick(), sd.grass(), sd.gravel(), sd.coins(), sd.clock(), sd.moon()]
+    out = [im.astype(np.float32) / 255.0 for im in rgb]
+    out += [np.repeat(g[..., None], 3, axis=2).astype(np.float32) / 255.0 for g in gray]
+    return tuple(out)
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    kind = rng.choice(["photo", "photo", "gradient", "texture"])
+    if kind == "photo":
+        photos = _photos()
+        im = photos[int(rng.integers(len(photos)))]
+        h, w = im.shape[:2]
+        side = int(rng.uniform(0.35, 1.0) * min(h, w))
+        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        bg = cv2.resize(im[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
+        if rng.random() < 0.5:
+            bg = bg[:, ::-1]
+        tint = rng.uniform(0.75, 1.2, 3).astype(np.float32)
+        bg = bg * tint * rng.uniform(0.7, 1.1) + rng.uniform(-0.08, 0.08)
+    elif kind == "gradient":
+        c0, c1 = rng.uniform(0.05, 0.95, (2, 3)).astype(np.float32)
+        ang = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+        t = (np.cos(ang) * xx + np.sin(ang) * yy)
+        t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+        bg = c0 + (c1 - c0) * t[..., None] + _smooth_noise(rng, size, 4, 0.06)
+    else:
+        base = rng.uniform(0.1, 0.9, 3).astype(np.float32)
+        bg = base + _smooth_noise(rng, size, int(rng.integers(6, 24)), rng.uniform(0.05, 0.2))
+        if rng.random() < 0.5:                              # stripes / planks / tiles
+            period = rng.uniform(10, 40)
+            yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+            axis = xx if rng.random() < 0.5 else yy
+            bg = bg + (0.06 * np.sign(np.sin(2 * np.pi * axis / period)))[..., None]
+    bg = cv2.GaussianBlur(np.ascontiguousarray(bg, dtype=np.float32), (0, 0), rng.uniform(0.3, 1.2))
+    return np.clip(bg, 0.0, 1.0).astype(np.float32)
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cells: int, amp: float) -> np.ndarray:
+    low = rng.normal(0.0, amp, (cells, cells, 3)).astype(np.float32)
+    return cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def _draw_torso(rng: np.random.Generator, scene: np.ndarray, cx: float, cy: float, w: float) -> None:
+    """Shoulders under the head: a shaded ellipse in a clothing colour."""
+    size = scene.shape[0]
+    head = w / (2 * FACE_AXES[0])
+    top = cy + 0.38 * head                                  # just under the chin
+    grey = rng.uniform(0.1, 0.8)
+    colour = (grey + rng.uniform(0.3, 0.9) * (rng.uniform(0.0, 1.0, 3) - grey)).astype(np.float32)
+    axes = (int(head * rng.uniform(0.5, 0.7)), int(head * 0.42))
+    mask = np.zeros((size, size), np.float32)
+    cv2.ellipse(mask, (int(cx), int(top + axes[1])), axes, 0, 0, 360, 1.0, -1, lineType=cv2.LINE_AA)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, w * 0.03))[..., None]
+    yy = np.arange(size, dtype=np.float32)[:, None, None]
+    shade = 1.0 - 0.3 * np.clip((yy - top) / (2 * head), 0, 1)
+    scene *= 1 - mask
+    scene += mask * colour * shade
+
+
+def _paste_head(rng, scene, face64, cx, cy, w, resample):
+    """Resample a 64x64 face to the head size (ordinary interpolation) and paste it softly."""
+    side = max(8, int(round(w / (2 * FACE_AXES[0]))))
+    f = rng.uniform(*resample)
+    interp = [cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_LANCZOS4]
+    patch = face64
+    if f > 1.01:
+        small = max(8, int(round(64 / f)))
+        patch = cv2.resize(patch, (small, small), interpolation=cv2.INTER_AREA)
+    patch = cv2.resize(patch, (side, side), interpolation=interp[int(rng.integers(len(interp)))])
+    patch = patch * rng.uniform(0.85, 1.1) + rng.uniform(-0.04, 0.04)   # exposure of the person
+    mask = _ellipse_mask(side, (0.5, 0.5), HEAD_AXES, feather=0.05 * side, shrink=0.04 * side)
+    x0, y0 = _patch_origin(cx, cy, side)
+    _blend(scene, patch, mask, x0, y0)
+
+
+def _patch_origin(cx: float, cy: float, side: int) -> tuple[int, int]:
+    """Top-left of a patch whose face centre lands on ``(cx, cy)``."""
+    return int(round(cx - FACE_CENTER[0] * side)), int(round(cy - FACE_CENTER[1] * side))
+
+
+def _ellipse_mask(side: int, centre, axes, feather: float, shrink: float = 0.0) -> np.ndarray:
+    """A soft filled ellipse in a side x side patch (fractions of side), blurred by ``feather`` px."""
+    mask = np.zeros((side, side), np.float32)
+    ax = max(1, int(round(axes[0] * side - shrink)))
+    ay = max(1, int(round(axes[1] * side - shrink)))
+    cv2.ellipse(mask, (int(round(centre[0] * side)), int(round(centre[1] * side))), (ax, ay),
+                0, 0, 360, 1.0, -1, lineType=cv2.LINE_AA)
+    if feather > 0.3:
+        mask = cv2.GaussianBlur(mask, (0, 0), feather)
+    return mask
+
+
+def _blend(scene: np.ndarray, patch: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> None:
+    """scene[window] = lerp(scene, patch, mask), clipped to the scene."""
+    H, W = scene.shape[:2]
+    s = patch.shape[0]
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + s, W), min(y0 + s, H)
+    if sx1 <= sx0 or sy1 <= sy0:
+        return
+    p = patch[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+    m = mask[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0, None]
+    region = scene[sy0:sy1, sx0:sx1]
+    region += m * (p - region)
+
+
+def _window(scene: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """The side x side patch of ``scene`` at (x0, y0), edge-replicated where it leaves the image."""
+    pad = side
+    padded = cv2.copyMakeBorder(scene, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    return padded[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side].copy()
+
+
+def _swap_face(rng, scene, source64, cx, cy, w, opts: DemoOptions, kernels) -> None:
+    """Replace the inner face at (cx, cy) with another identity, the way a face swap does it."""
+    side = max(8, int(round(w / (2 * FACE_AXES[0]))))
+    stages = int(rng.integers(opts.upsample_stages[0], opts.upsample_stages[1] + 1))
+    strength = float(rng.uniform(*opts.checkerboard))
+    kernel = kernels[int(rng.integers(len(kernels)))]
+    low = max(4, int(round(side / 2 ** stages)))
+    small = cv2.resize(source64, (low, low), interpolation=cv2.INTER_AREA)
+    synth = _generator_upsample(small, stages, strength, kernel)
+    if synth.shape[0] != side:
+        synth = cv2.resize(synth, (side, side), interpolation=cv2.INTER_LINEAR)
+    x0, y0 = _patch_origin(cx, cy, side)
+    target = _window(scene, x0, y0, side)
+    feather = float(rng.uniform(*opts.feather)) * w
+    core = _ellipse_mask(side, FACE_CENTER, FACE_AXES, feather=0.0, shrink=max(2.0, feather))
+    synth = _match_colour(synth, target, core > 0.5, float(rng.uniform(*opts.color_match)))
+    # feather inwards so the swapped region stays inside the annotated face ellipse
+    mask = _ellipse_mask(side, FACE_CENTER, FACE_AXES, feather=feather / 2, shrink=feather)
+    mask *= float(rng.uniform(*opts.blend_alpha))
+    _blend(scene, synth, mask, x0, y0)
+
+
+def _match_colour(src: np.ndarray, ref: np.ndarray, where: np.ndarray, amount: float) -> np.ndarray:
+    """Transfer per-channel LAB mean/std of ``ref`` to ``src`` over ``where``, by ``amount``."""
+    if amount <= 0 or where.sum() < 4:
+        return src
+    a = cv2.cvtColor(np.ascontiguousarray(np.clip(src, 0, 1), np.float32), cv2.COLOR_RGB2LAB)
+    b = cv2.cvtColor(np.ascontiguousarray(np.clip(ref, 0, 1), np.float32), cv2.COLOR_RGB2LAB)
+    ma, sa = a[where].mean(0), a[where].std(0) + 1e-3
+    mb, sb = b[where].mean(0), b[where].std(0) + 1e-3
+    matched = (a - ma) / sa * sb + mb
+    lab = a + amount * (matched - a)
+    lab[..., 0] = np.clip(lab[..., 0], 0, 100)
+    return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB), 0, 1)
+
+
+# --------------------------------------------------------------------------- torch parts
+
+
+@contextlib.contextmanager
+def _torch_single_thread():
+    """One intra-op thread while generating: results do not depend on the machine's core count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@functools.lru_cache(maxsize=1)
+def _face_generator() -> torch.nn.Module:
+    """The bundled 64x64 DCGAN face generator (DigiFace1M), on CPU, in eval mode."""
+    import gan_face_generate
+    from gan_face_generate.models import Generator
+
+    weights = Path(gan_face_generate.__file__).parent / "weights.tar"
+    state = torch.load(weights, map_location="cpu", weights_only=True)["netG_state_dict"]
+    net = Generator(ngpu=0, nc=3, nz=100, ngf=64)
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def _generate_faces(n: int, seed: int) -> list[np.ndarray]:
+    """``n`` 64x64 float32 RGB faces in [0, 1] from a local torch generator seeded by ``seed``."""
+    if n == 0:
+        return []
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, 100, 1, 1, generator=gen)
+    with torch.no_grad():
+        x = _face_generator()(z)
+    x = ((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)
+    return [x[i] for i in range(n)]
+
+
+def _kernel_bank(seed: int) -> torch.Tensor:
+    """Fixed random deviations from bilinear for the fake "generator" (N_KERNELS, 3, 3, 4, 4)."""
+    gen = torch.Generator().manual_seed(int(seed) * 7919 + 17)
+    noise = torch.randn(N_KERNELS, 3, 3, 4, 4, generator=gen)
+    noise[:, ~torch.eye(3, dtype=torch.bool)] *= 0.3          # mostly per channel, some mixing
+    return noise * 0.25
+
+
+_BILINEAR = torch.tensor([0.25, 0.75, 0.75, 0.25])
+
+
+def _generator_upsample(img: np.ndarray, stages: int, strength: float, noise: torch.Tensor) -> np.ndarray:
+    """Up-sample by 2**stages with stride-2 transposed convolutions (GAN-decoder style).
+
+    The kernel is bilinear plus ``strength`` times a fixed random deviation; the deviation makes
+    the four output phases uneven, which is the checkerboard pattern of real generators.
+    """
+    base = torch.zeros(3, 3, 4, 4)
+    for c in range(3):
+        base[c, c] = torch.outer(_BILINEAR, _BILINEAR)
+    weight = base + strength * noise
+    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
+    with torch.no_grad():
+        for _ in range(stages):
+            x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+            x = F.conv_transpose2d(x, weight, stride=2, padding=1)[..., 2:-2, 2:-2]
+            x = x.clamp(0.0, 1.0)
+    return x[0].permute(1, 2, 0).contiguous().numpy()
+
+
+# --------------------------------------------------------------------------- Test-Challenge
+
+
+def _perturb(rng: np.random.Generator, img: np.ndarray, how_many: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """Apply one or more OpenForensics-Test-Challenge-like perturbations; return their names."""
+    k = int(rng.integers(how_many[0], how_many[1] + 1))
+    names = sorted(rng.choice(PERTURBATIONS, size=k, replace=False).tolist(),
+                   key=PERTURBATIONS.index)
+    out = img
+    for name in names:
+        if name == "noise":
+            out = out + rng.normal(0.0, rng.uniform(6, 16) / 255.0, out.shape).astype(np.float32)
+        elif name == "blur":
+            out = cv2.GaussianBlur(out, (0, 0), rng.uniform(1.0, 2.2))
+        elif name == "jpeg":
+            q = int(rng.integers(12, 35))
+            ok, buf = cv2.imencode(".jpg", _to_uint8(out)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
+        elif name == "color":
+            hsv = cv2.cvtColor(np.clip(out, 0, 1).astype(np.float32), cv2.COLOR_RGB2HSV)
+            hsv[..., 0] = (hsv[..., 0] + rng.uniform(-30, 30)) % 360
+            hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 1.5), 0, 1)
+            out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * rng.uniform(0.85, 1.15, 3).astype(np.float32)
+        elif name == "fog":
+            size = out.shape[0]
+            density = rng.uniform(0.3, 0.6) * (0.6 + 0.4 * np.clip(
+                0.5 + _smooth_noise(rng, size, 4, 0.5)[..., :1], 0, 1))
+            fog = np.float32(rng.uniform(0.75, 0.95))
+            out = out * (1 - density) + fog * density
+        out = np.clip(out, 0.0, 1.0).astype(np.float32)
+    return out, "+".join(names)
+
+
+def _folder_crop(scene: np.ndarray, box: list[float], margin: float, size: int) -> np.ndarray:
+    """A square crop of side max(w, h) * margin around the face, kept inside the image."""
+    H, W = scene.shape[:2]
+    x, y, w, h = box
+    side = min(int(round(max(w, h) * margin)), H, W)
+    cx, cy = x + w / 2, y + h / 2
+    x0 = int(min(max(round(cx - side / 2), 0), W - side))
+    y0 = int(min(max(round(cy - side / 2), 0), H - side))
+    crop = scene[y0:y0 + side, x0:x0 + side]
+    interp = cv2.INTER_AREA if side >= size else cv2.INTER_CUBIC
+    return cv2.resize(crop, (size, size), interpolation=interp)
