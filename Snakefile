@@ -8,6 +8,13 @@ configfile: "params.yaml"
 VARIANTS = sorted(config["variants"])
 TEST_SETS = sorted(config["evaluate"]["test_sets"])
 SOURCES = config["enabled_sources"]
+FD = config["face_detector"]
+
+wildcard_constraints:
+    source="[^/]+",
+    variant="[^/]+",
+    test_set="[^/]+",
+
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"

@@ -177,9 +177,15 @@ class FacesParams:
     square: bool = True            # expand boxes to squares before the margin
     min_size: int = 8              # faces whose box is smaller (either side, px) are rejected
     jpeg_quality: int = 95
-    detector: dict[str, Any] = field(default_factory=dict)   # validated by faces.detectors
+    detector: dict[str, Any] = field(default_factory=dict)   # faces.detectors.DetectorConfig
+
+    def detector_config(self, where: str = "faces.detector"):
+        from .faces.detectors import detector_config
+
+        return detector_config(self.detector, where)
 
     def validate(self, where: str) -> None:
+        self.detector_config(f"{where}.detector")
         check(self.size >= 8, f"{where}.size", f"must be >= 8, got {self.size}")
         check(self.margin >= 1.0, f"{where}.margin", f"must be >= 1.0, got {self.margin}")
         check(self.min_size >= 1, f"{where}.min_size", f"must be >= 1, got {self.min_size}")
@@ -333,8 +339,15 @@ class Params:
     train: TrainParams
     variants: dict[str, VariantParams]
     evaluate: EvaluateParams
+    face_detector: dict[str, Any] = field(default_factory=dict)   # faces.yolo.FaceDetectorTrainParams
+
+    def face_detector_params(self):
+        from .faces.yolo import FaceDetectorTrainParams
+
+        return from_dict(FaceDetectorTrainParams, self.face_detector, "face_detector")
 
     def validate(self, where: str) -> None:
+        self.face_detector_params()
         for name in self.enabled_sources:
             check(name in self.sources, "enabled_sources",
                   f"{name!r} is not defined under 'sources' (defined: {sorted(self.sources)})")

@@ -92,7 +92,8 @@ def main(argv=None) -> None:
     write_json(args.metrics, {
         "variant": args.variant, "builder": variant.model.builder, "params_m": round(n_params / 1e6, 3),
         "epochs": cfg.epochs, "best_epoch": result.best_epoch, "select": cfg.select,
-        "val_roc_auc": best["val_roc_auc"], "val_loss": round(best["val_loss"], 6),
+        "val_roc_auc": None if best["val_roc_auc"] is None else round(best["val_roc_auc"], 6),
+        "val_loss": round(best["val_loss"], 6),
         "n_train": len(train_loader.dataset), "n_val": len(val_loader.dataset), "input_size": size,
         "device": device.type, "train_images_per_s": round(float(history["train_images_per_s"].mean()), 1),
         "train_seconds": round(seconds, 1)})

@@ -17,11 +17,9 @@ from deepfake_detection.runtime import set_offline_defaults
 
 set_offline_defaults()
 
-import yaml  # noqa: E402
-
 from deepfake_detection.faces import yolo  # noqa: E402
 from deepfake_detection.io import atomic_path, write_json  # noqa: E402
-from deepfake_detection.params import from_dict  # noqa: E402
+from deepfake_detection.params import load_params  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,8 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default=None, help="cpu, 0, ... (default: CUDA if present)")
     args = ap.parse_args(argv)
 
-    raw = yaml.safe_load(args.params.read_text()) or {}
-    p = from_dict(yolo.FaceDetectorTrainParams, raw.get("face_detector"), "face_detector")
+    p = load_params(args.params).face_detector_params()
     yolo.configure_ultralytics()
 
     args.out.parent.mkdir(parents=True, exist_ok=True)

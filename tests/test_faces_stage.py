@@ -68,11 +68,11 @@ def test_faces_stage_keeps_or_rejects_every_face(tmp_path, params_dict, raw, mon
     rejects = pd.read_csv("faces/tiny/rejects.csv", keep_default_na=False)
     summary = json.loads(open("m/tiny.json").read())
     of = summary["tiny_of"]
-    assert (of["faces_in"], of["kept"], of["rejected"]) == (9, 3, 6)
+    assert (of["inputs_in"], of["kept"], of["rejected"]) == (9, 3, 6)
     assert of["rejected_by_reason"] == {"box_outside": 1, "missing_file": 1, "unknown_label": 1,
                                         "unreadable": 2, "zero_area": 1}
     fo = summary["tiny_folders"]
-    assert (fo["faces_in"], fo["kept"], fo["rejected"]) == (4, 2, 2)
+    assert (fo["inputs_in"], fo["kept"], fo["rejected"]) == (4, 2, 2)
     assert sorted(rejects.loc[rejects.source == "tiny_folders", "reason"]) == ["unknown_label", "unreadable"]
     kept = faces[faces.source == "tiny_of"].set_index("face_id")
     assert kept.loc["tiny_of/train/a_10", "label"] == 0 and kept.loc["tiny_of/train/a_11", "label"] == 1
@@ -85,3 +85,27 @@ def test_faces_stage_keeps_or_rejects_every_face(tmp_path, params_dict, raw, mon
     assert set(faces.loc[faces.source == "tiny_folders", "official_split"]) == {"train", "test"}
     # nothing temporary left behind
     assert sorted(p.name for p in (tmp_path / "faces/tiny").iterdir()) == ["faces.csv", "images", "rejects.csv"]
+
+
+def test_detector_crops_keep_faces_and_reject_faceless_images(tmp_path, params_dict, monkeypatch):
+    from skimage import data
+
+    root = tmp_path / "raw" / "det"
+    write_image_rgb(root / "Dataset/Test/Real/astronaut.jpg", data.astronaut())
+    write_image_rgb(root / "Dataset/Test/Fake/grey.jpg", np.full((200, 200, 3), 128, np.uint8))
+    params_dict["sources"] = {"det": {"kind": "demo", "datasets": {
+        "det_folders": {"layout": "real_fake_folders", "dir": ".", "crop": "detector"}}}}
+    params_dict["enabled_sources"] = ["det"]
+    params_dict["train"]["datasets"] = ["det_folders"]
+    params_dict["evaluate"]["test_sets"] = {"t": {"dataset": "det_folders", "split": "test"}}
+    params_dict["faces"].update(size=32, detector={"backend": "yunet", "select": "largest", "min_face": 50})
+    p = write_params(tmp_path / "params.yaml", params_dict)
+    monkeypatch.chdir(tmp_path)
+    faces_stage.main(["--params", str(p), "--source", "det", "--raw", "raw/det", "--out", "faces/det",
+                      "--metrics", "m.json", "--workers", "1"])
+    c = json.loads(open("m.json").read())["det_folders"]
+    assert (c["inputs_in"], c["inputs_kept"], c["rejected"], c["input_kind"]) == (2, 1, 1, "image")
+    assert c["rejected_by_reason"] == {"no_face": 1}
+    face = pd.read_csv("faces/det/faces.csv").iloc[0]
+    # astronaut's face is at about x 178, y 62, w 90, h 113
+    assert abs(face.box_x - 178) < 25 and abs(face.box_y - 62) < 30 and 60 < face.box_w < 130

@@ -31,6 +31,8 @@ class CropSpec:
     square: bool
     min_size: int
     jpeg_quality: int
+    detector: object = None          # faces.detectors.DetectorConfig for detector crops
+    detector_weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,23 @@ def crop_whole_image(job: ImageJob, spec: CropSpec) -> tuple[list[dict], list[di
     box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
     _save_crop(job, rgb, box, CropSpec(spec.size, 1.0, True, spec.min_size, spec.jpeg_quality),
                "", job.label, rows)
+    return rows, []
+
+
+def crop_detected_image(job: ImageJob, spec: CropSpec) -> tuple[list[dict], list[dict]]:
+    """Find faces with the configured detector; crop the selected ones or reject the image."""
+    from .detectors import cached_detector, select_faces
+
+    rgb, problem = _load(job)
+    if problem:
+        return [], [_reject(job, problem)]
+    det = cached_detector(spec.detector, Path(spec.detector_weights) if spec.detector_weights else None)
+    faces, reason = select_faces(det.detect(rgb), spec.detector.select, spec.detector.min_face)
+    if reason:
+        return [], [_reject(job, reason)]
+    rows: list[dict] = []
+    for k, f in enumerate(faces):
+        _save_crop(job, rgb, tuple(f[:4]), spec, f"_{k}" if len(faces) > 1 else "", job.label, rows)
     return rows, []
 
 

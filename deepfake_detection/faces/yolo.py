@@ -223,6 +223,8 @@ def write_data_yaml(out_dir: Path) -> Path:
 class FaceDetectorTrainParams:
     """``face_detector`` in params.yaml (stage ``train_face_detector``)."""
 
+    source: str = "demo"                # download unit holding the COCO dataset (data/raw/<source>)
+    coco_subdir: str = "openforensics"  # its folder with <split>_poly.json and the images
     model_yaml: str = "yolov8n.yaml"    # architecture only: trained from random init
     epochs: int = 12                    # demo scale: ~80 s on 2 CPU cores, mAP@.5 ~0.66
     imgsz: int = 160                    # OpenForensics proper: 640 (faces are small in big photos)

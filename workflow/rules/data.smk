@@ -20,12 +20,36 @@ rule download:
         " --summary metrics/download/{wildcards.source}.json 2> {log}"
 
 
+rule train_face_detector:
+    input:
+        "stages/train_face_detector.py",
+        "deepfake_detection/faces/yolo.py",
+        f"data/raw/{FD['source']}",
+    output:
+        "data/models/face_detector.pt",
+        "metrics/face_detector.json",
+    log:
+        "logs/train_face_detector.log",
+    params:
+        face_detector=FD,
+        coco=f"data/raw/{FD['source']}/{FD['coco_subdir']}",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python stages/train_face_detector.py"
+        " --coco-train {params.coco}/{params.face_detector[train_split]}_poly.json"
+        " --coco-val {params.coco}/{params.face_detector[eval_split]}_poly.json"
+        " --images-root {params.coco}"
+        " --out data/models/face_detector.pt --metrics metrics/face_detector.json 2> {log}"
+
+
 rule faces:
     input:
         "stages/faces.py",
         "deepfake_detection/faces",
         "deepfake_detection/data/adapters.py",
         "data/raw/{source}",
+        "data/models/face_detector.pt",
     output:
         directory("data/faces/{source}/images"),
         "data/faces/{source}/faces.csv",
@@ -40,7 +64,8 @@ rule faces:
         "../../environment.yml"
     shell:
         "python stages/faces.py --source {wildcards.source} --raw data/raw/{wildcards.source}"
-        " --out data/faces/{wildcards.source} --metrics metrics/faces/{wildcards.source}.json 2> {log}"
+        " --out data/faces/{wildcards.source} --metrics metrics/faces/{wildcards.source}.json"
+        " --detector-weights data/models/face_detector.pt 2> {log}"
 
 
 rule split:
