@@ -151,14 +151,15 @@ def test_coco_map_perfect_and_empty():
 
 
 @ULTRALYTICS
-def test_stage_cli(tmp_path):
+def test_stage_cli(tmp_path, params_dict):
     from stages import train_face_detector
 
     yolo.configure_ultralytics(REPO / ".ultralytics")
     train = _tiny_coco(tmp_path / "raw", 8, "Train", seed=2)
     val = _tiny_coco(tmp_path / "raw", 3, "Val", seed=3)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"face_detector": {"epochs": 1, "imgsz": 64, "batch": 4}}))
+    params_dict["face_detector"].update(epochs=1, imgsz=64, batch=4)
+    params.write_text(yaml.safe_dump(params_dict))
     out, metrics = tmp_path / "models/face_detector.pt", tmp_path / "metrics/face_detector.json"
     train_face_detector.main(["--params", str(params), "--coco-train", str(train), "--coco-val", str(val),
                               "--images-root", str(tmp_path / "raw"), "--out", str(out),

@@ -30,6 +30,7 @@ rule train_face_detector:
         "metrics/face_detector.json",
     log:
         "logs/train_face_detector.log",
+    threads: workflow.cores
     params:
         face_detector=FD,
         coco=f"data/raw/{FD['source']}/{FD['coco_subdir']}",

@@ -16,6 +16,7 @@ rule train:
         "metrics/history/{variant}.csv",
     log:
         "logs/train/{variant}.log",
+    threads: workflow.cores
     params:
         train=config["train"],
         variant=lambda w: config["variants"][w.variant],
