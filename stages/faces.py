@@ -10,6 +10,7 @@ crops) either yields crops or one rejects row: inputs_kept + rejected == inputs_
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from deepfake_detection.runtime import set_offline_defaults
@@ -93,7 +94,11 @@ def main(argv=None) -> None:
             pre: list[dict] = []
             fn, jobs, n_in[ds_id] = dataset_jobs(ds_id, layout, args.raw / layout.dir, tmp.as_posix(), pre)
             log(f"faces: {ds_id}: {len(jobs)} images, {n_in[ds_id]} inputs ({layout.crop} crops)")
+            start = time.perf_counter()
             r, j = crop.run_jobs(fn, jobs, spec, args.workers)
+            seconds = time.perf_counter() - start
+            log(f"faces: {ds_id}: {len(r)} faces from {len(jobs)} images in {seconds:.1f} s "
+                f"({len(jobs) / max(seconds, 1e-9):.1f} images/s, {len(r) / max(seconds, 1e-9):.1f} faces/s)")
             rows += r
             rejects += pre + j
         faces = pd.DataFrame(rows, columns=FACE_COLUMNS)
