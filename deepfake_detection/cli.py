@@ -1,0 +1,47 @@
+"""The ``dfd`` command: small helpers around the pipeline (the stages themselves run via DVC).
+
+    dfd check [params.yaml]   validate params.yaml and print what the graph will run
+    dfd models                list the registered classifier builders
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .params import ParamsError, load_params
+
+
+def _check(path: str) -> int:
+    try:
+        p = load_params(path)
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{path}: ok")
+    print(f"  sources:   {', '.join(p.enabled_sources)} -> datasets {', '.join(sorted(p.dataset_ids()))}")
+    print(f"  train on:  {', '.join(p.train.datasets)}")
+    for name, v in sorted(p.variants.items()):
+        cfg = p.variant_train(name)
+        print(f"  variant:   {name} ({v.model.builder}, {cfg.epochs} epochs, lr {cfg.optimizer.lr:g})")
+    print(f"  test sets: {', '.join(sorted(p.evaluate.test_sets))}")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="dfd", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    check = sub.add_parser("check", help="validate params.yaml")
+    check.add_argument("params", nargs="?", default="params.yaml")
+    sub.add_parser("models", help="list registered classifier builders")
+    args = ap.parse_args(argv)
+    if args.cmd == "check":
+        return _check(args.params)
+    from .models.registry import list_models
+
+    print("\n".join(list_models()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
