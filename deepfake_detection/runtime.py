@@ -31,6 +31,7 @@ def set_offline_defaults(root: Path | None = None, hub_offline: bool = True) -> 
     os.environ.setdefault("YOLO_AUTOINSTALL", "0")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(root / ".ultralytics"))
     os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("MPLCONFIGDIR", str(root / ".ultralytics" / "matplotlib"))   # not ~/.config
 
 
 def seed_everything(seed: int) -> None:
