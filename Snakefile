@@ -16,6 +16,7 @@ wildcard_constraints:
     test_set="[^/]+",
 
 
+include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 

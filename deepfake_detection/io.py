@@ -72,6 +72,26 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def save_torch(path: str | Path, obj) -> None:
+    """``torch.save`` atomically and byte-reproducibly.
+
+    torch.save names the zip's inner folder after the file it writes to; saving through a
+    buffer keeps that name fixed, so identical weights give identical bytes (and DVC hashes).
+    """
+    import io as _io
+
+    import torch
+
+    buf = _io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(path, buf.getvalue())
+
+
 def write_csv(path: str | Path, frame) -> None:
     """Write a pandas DataFrame as CSV (no index) atomically."""
     with atomic_path(path) as tmp:
@@ -94,6 +114,16 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
     if img is None:
         raise ValueError(f"unreadable: {path} does not decode as an image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize to ``size`` x ``size``: area filter when shrinking, bicubic when enlarging."""
+    import cv2
+
+    if rgb.shape[0] == size and rgb.shape[1] == size:
+        return rgb
+    interp = cv2.INTER_AREA if min(rgb.shape[:2]) >= size else cv2.INTER_CUBIC
+    return cv2.resize(rgb, (size, size), interpolation=interp)
 
 
 def write_image_rgb(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> None:

@@ -116,11 +116,6 @@ def from_dict(cls: type, data: Any, where: str):
     return obj
 
 
-def to_dict(obj: Any) -> Any:
-    """Plain-data form of a params dataclass (for logs and metadata files)."""
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
-
-
 def deep_merge(base: dict, override: dict) -> dict:
     """Return ``base`` updated recursively by ``override`` (neither is modified)."""
     out = copy.deepcopy(base)
@@ -164,8 +159,14 @@ class DatasetLayout:
 
     layout: Literal["coco", "real_fake_folders", "video_frames", "deepfakeface"]
     dir: str = "."
-    # whole: the files are already face crops (resize only); detector: find faces first.
+    # boxes: COCO boxes (layout coco only); whole: the files are already face crops (resize
+    # only); detector: find faces first.
     crop: Literal["boxes", "whole", "detector"] = "whole"
+
+    def validate(self, where: str) -> None:
+        check((self.layout == "coco") == (self.crop == "boxes"), f"{where}.crop",
+              f"layout {self.layout!r} needs crop {'boxes' if self.layout == 'coco' else 'whole or detector'}, "
+              f"got {self.crop!r}")
 
 
 @dataclass
@@ -254,6 +255,14 @@ class AugmentParams:
     color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     random_resized_crop_scale: tuple[float, float] = (1.0, 1.0)
     autoaugment: bool = False
+
+    def validate(self, where: str) -> None:
+        check(self.resize >= 0 and self.crop >= 0, where, "resize and crop must be >= 0")
+        check(0.0 <= self.hflip <= 1.0, f"{where}.hflip", f"must be a probability, got {self.hflip}")
+        lo, hi = self.random_resized_crop_scale
+        check(0.0 < lo <= hi <= 1.0, f"{where}.random_resized_crop_scale", f"need 0 < min <= max <= 1, got {(lo, hi)}")
+        check((lo, hi) == (1.0, 1.0) or self.crop or self.resize, f"{where}.random_resized_crop_scale",
+              "needs crop (or resize) to give the output size")
 
 
 @dataclass
@@ -347,7 +356,11 @@ class Params:
         return from_dict(FaceDetectorTrainParams, self.face_detector, "face_detector")
 
     def validate(self, where: str) -> None:
-        self.face_detector_params()
+        fd = self.face_detector_params()
+        # train_face_detector is always in the graph (every faces stage depends on its output)
+        check(fd.source in self.enabled_sources, "face_detector.source",
+              f"{fd.source!r} is not in enabled_sources {self.enabled_sources}; name an enabled source "
+              f"with COCO boxes (the train_face_detector stage reads data/raw/<source>)")
         for name in self.enabled_sources:
             check(name in self.sources, "enabled_sources",
                   f"{name!r} is not defined under 'sources' (defined: {sorted(self.sources)})")
@@ -362,7 +375,9 @@ class Params:
             self.source_options(name)   # each download kind validates its own options
         check(bool(self.variants), "variants", "define at least one variant")
         for vname in self.variants:
-            self.variant_train(vname)   # validates the merged training config
+            for ds in self.variant_train(vname).datasets:   # validates the merged training config
+                check(ds in datasets, f"variants.{vname}.train.datasets",
+                      f"{ds!r} is not provided by any enabled source (available: {sorted(datasets)})")
 
     def source_options(self, name: str):
         """The typed ``options`` of source ``name`` (validated by its download kind)."""

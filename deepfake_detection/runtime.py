@@ -1,7 +1,7 @@
 """Process-level set-up shared by the stage CLIs: offline switches, seeding, device choice.
 
-Imported first by every stage so that no library reaches for the network or writes outside
-the project (Hugging Face hub retries, DVC analytics, ultralytics settings/fonts/DVC callback).
+Called first by every stage that imports torch, timm or ultralytics, so that no library reaches
+for the network or writes outside the project (Hugging Face hub retries, DVC analytics, ultralytics settings/fonts/DVC callback).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def set_offline_defaults(root: Path | None = None, hub_offline: bool = True) -> None:
     """Environment switches so nothing downloads by surprise; explicit settings win.
@@ -25,7 +23,7 @@ def set_offline_defaults(root: Path | None = None, hub_offline: bool = True) -> 
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if hub_offline:
-        # timm's pretrained=True retries a hub download for ~47 s without this.
+        # timm's pretrained=True (the hub-weighted variants to come) retries ~47 s without this.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "0")

@@ -8,6 +8,7 @@ A small JSON summary of what arrived is written for review.
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 from deepfake_detection.runtime import set_offline_defaults
@@ -25,6 +26,9 @@ def main(argv=None) -> None:
     ap.add_argument("--source", required=True)
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--summary", required=True, type=Path)
+    ap.add_argument("--partial-dir", type=Path,
+                    help="where archives and .part files wait (outside --out, which a runner may delete "
+                         "before a rerun), so an interrupted download resumes")
     args = ap.parse_args(argv)
     params = load_params(args.params)
     if args.source not in params.sources:
@@ -39,7 +43,10 @@ def main(argv=None) -> None:
     else:
         from deepfake_detection.data.sources import fetch_source
 
-        summary = fetch_source(args.source, src.kind, src.options, args.out, log=log)
+        summary = fetch_source(args.source, src.kind, src.options, args.out, log=log,
+                               archive_dir=args.partial_dir)
+        if args.partial_dir and not params.source_options(args.source).keep_archives:
+            shutil.rmtree(args.partial_dir, ignore_errors=True)   # done: nothing left to resume
     write_json(args.summary, {"source": args.source, "kind": src.kind, **summary})
     log(f"download: {args.source}: done -> {args.out}")
 

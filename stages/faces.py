@@ -79,7 +79,8 @@ def main(argv=None) -> None:
         raise SystemExit(f"faces: --source {args.source!r} is not defined under 'sources' in {args.params}")
     source, fp = params.sources[args.source], params.faces
     detector = fp.detector_config()
-    weights = args.detector_weights or (Path(detector.weights) if detector.weights else None)
+    # faces.detector.weights (e.g. a detector trained elsewhere) wins over the pipeline's own
+    weights = Path(detector.weights) if detector.weights else args.detector_weights
     if detector.backend == "yolo" and any(d.crop == "detector" for d in source.datasets.values()):
         if weights is None or not weights.is_file():
             raise SystemExit(f"faces: faces.detector.backend is yolo but the weights {weights} do not exist; "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from deepfake_detection.data.prepared import PreparedFaces, load_prepared, select_rows  # noqa: E402
 from deepfake_detection.data.transforms import eval_transform, input_size, train_transform  # noqa: E402
 from deepfake_detection.evaluation.metrics import roc_auc  # noqa: E402
-from deepfake_detection.io import atomic_path, write_csv, write_json  # noqa: E402
+from deepfake_detection.io import save_torch, write_csv, write_json  # noqa: E402
 from deepfake_detection.models.registry import create_model  # noqa: E402
 from deepfake_detection.params import load_params  # noqa: E402
 from deepfake_detection.runtime import log, pick_device, seed_everything  # noqa: E402
@@ -75,28 +76,28 @@ def main(argv=None) -> None:
     log(f"train: {args.variant}: {variant.model.builder} ({n_params / 1e6:.2f} M params) on {device}, "
         f"{len(train_loader.dataset)} train / {len(val_loader.dataset)} val faces at {size} px")
     spec = {"variant": dataclasses.asdict(variant), "train": dataclasses.asdict(cfg),
-            "prepared_size": int(images.shape[1])}
+            "prepared_size": int(images.shape[1]),
+            "data": hashlib.sha256((args.prepared / "index.csv").read_bytes()).hexdigest()}
     start = time.perf_counter()
     result = fit(model, train_loader, val_loader, cfg, rt, args.checkpoint, config_hash(spec), roc_auc, log)
     seconds = time.perf_counter() - start
-    with atomic_path(args.model) as tmp:
-        torch.save({"state_dict": result.best_state, "builder": variant.model.builder,
-                    "kwargs": variant.model.kwargs, "normalize": variant.model.normalize,
-                    "input_size": size, "augment": dataclasses.asdict(cfg.augment),
-                    "variant": args.variant, "epoch": result.best_epoch}, tmp)
+    save_torch(args.model, {"state_dict": result.best_state, "builder": variant.model.builder,
+                            "kwargs": variant.model.kwargs, "normalize": variant.model.normalize,
+                            "input_size": size, "augment": dataclasses.asdict(cfg.augment),
+                            "variant": args.variant, "epoch": result.best_epoch})
     write_csv(args.val_scores, pd.DataFrame({"face_id": val_ids, "label": result.val_labels,
                                              "score": result.val_scores.round(6)}))
     history = pd.DataFrame(result.history).round(6)
-    write_csv(args.history, history)
+    write_csv(args.history, history.drop(columns=["train_images_per_s"]))   # metrics stay deterministic
+    log(f"train: {args.variant}: {seconds:.1f} s on {device.type}, "
+        f"{history['train_images_per_s'].mean():.1f} train images/s")
     best = result.history[result.best_epoch - 1]
     write_json(args.metrics, {
         "variant": args.variant, "builder": variant.model.builder, "params_m": round(n_params / 1e6, 3),
         "epochs": cfg.epochs, "best_epoch": result.best_epoch, "select": cfg.select,
         "val_roc_auc": None if best["val_roc_auc"] is None else round(best["val_roc_auc"], 6),
         "val_loss": round(best["val_loss"], 6),
-        "n_train": len(train_loader.dataset), "n_val": len(val_loader.dataset), "input_size": size,
-        "device": device.type, "train_images_per_s": round(float(history["train_images_per_s"].mean()), 1),
-        "train_seconds": round(seconds, 1)})
+        "n_train": len(train_loader.dataset), "n_val": len(val_loader.dataset), "input_size": size})
     if args.checkpoint:
         args.checkpoint.unlink(missing_ok=True)   # the run finished: nothing to resume
 

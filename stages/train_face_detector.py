@@ -69,10 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         "eval_split": p.eval_split,
         "epochs": p.epochs,
         "imgsz": p.imgsz,
-        "train_seconds": round(train_seconds, 1),
     })
     print(f"face detector: mAP@[.5:.95] {scores['map50_95']:.4f}, mAP@.5 {scores['map50']:.4f} "
-          f"on {scores['n_eval_images']} {p.eval_split} images -> {args.out}")
+          f"on {scores['n_eval_images']} {p.eval_split} images -> {args.out} (trained in {train_seconds:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ def raw(tmp_path):
         {"id": 16, "image_id": 3, "category_id": 0, "bbox": [10, 10, 20, 20]},     # unreadable
         {"id": 17, "image_id": 3, "category_id": 1, "bbox": [40, 10, 20, 20]},     # unreadable
         {"id": 18, "image_id": 4, "category_id": 0, "bbox": [10, 10, 20, 20]},     # missing_file
+        {"id": 19, "image_id": 99, "category_id": 0, "bbox": [10, 10, 20, 20]},    # image not listed
     ]
     for a in anns:
         a.update(iscrowd=0, area=a["bbox"][2] * a["bbox"][3], segmentation=[])
@@ -57,6 +58,7 @@ def test_faces_stage_keeps_or_rejects_every_face(tmp_path, params_dict, raw, mon
         "tiny_of": {"layout": "coco", "dir": "of", "crop": "boxes"},
         "tiny_folders": {"layout": "real_fake_folders", "dir": "folders", "crop": "whole"}}}}
     params_dict["enabled_sources"] = ["tiny"]
+    params_dict["face_detector"]["source"] = "tiny"
     params_dict["train"]["datasets"] = ["tiny_of"]
     params_dict["evaluate"]["test_sets"] = {"t": {"dataset": "tiny_of", "split": "test"}}
     params_dict["faces"].update(size=32, min_size=8)
@@ -68,8 +70,8 @@ def test_faces_stage_keeps_or_rejects_every_face(tmp_path, params_dict, raw, mon
     rejects = pd.read_csv("faces/tiny/rejects.csv", keep_default_na=False)
     summary = json.loads(open("m/tiny.json").read())
     of = summary["tiny_of"]
-    assert (of["inputs_in"], of["kept"], of["rejected"]) == (9, 3, 6)
-    assert of["rejected_by_reason"] == {"box_outside": 1, "missing_file": 1, "unknown_label": 1,
+    assert (of["inputs_in"], of["kept"], of["rejected"]) == (10, 3, 7)
+    assert of["rejected_by_reason"] == {"box_outside": 1, "missing_file": 2, "unknown_label": 1,
                                         "unreadable": 2, "zero_area": 1}
     fo = summary["tiny_folders"]
     assert (fo["inputs_in"], fo["kept"], fo["rejected"]) == (4, 2, 2)
@@ -96,6 +98,7 @@ def test_detector_crops_keep_faces_and_reject_faceless_images(tmp_path, params_d
     params_dict["sources"] = {"det": {"kind": "demo", "datasets": {
         "det_folders": {"layout": "real_fake_folders", "dir": ".", "crop": "detector"}}}}
     params_dict["enabled_sources"] = ["det"]
+    params_dict["face_detector"]["source"] = "det"
     params_dict["train"]["datasets"] = ["det_folders"]
     params_dict["evaluate"]["test_sets"] = {"t": {"dataset": "det_folders", "split": "test"}}
     params_dict["faces"].update(size=32, detector={"backend": "yunet", "select": "largest", "min_face": 50})

@@ -29,6 +29,13 @@ def test_variant_overrides_merge_over_defaults(repo):
     (lambda d: d.update(enabled_sources=["nope"]), "enabled_sources"),
     (lambda d: d["evaluate"]["test_sets"]["test_dev"].update(dataset="nope"), "evaluate.test_sets.test_dev.dataset"),
     (lambda d: d["sources"]["demo"]["datasets"]["demo_openforensics"].update(layout="xml"), "layout"),
+    (lambda d: d["sources"]["demo"]["datasets"]["demo_openforensics"].update(crop="whole"), "demo_openforensics.crop"),
+    (lambda d: d["variants"]["custom_cnn"]["train"].update(datasets=["typo"]), "variants.custom_cnn.train.datasets"),
+    (lambda d: d["variants"]["custom_cnn"]["train"].update(augment={"random_resized_crop_scale": [0.8, 1.0]}),
+     "variants.custom_cnn.train.augment.random_resized_crop_scale"),
+    (lambda d: d["face_detector"].update(source="openforensics"), "face_detector.source"),
+    (lambda d: d["faces"]["detector"].update(backend="haar"), "faces.detector.backend"),
+    (lambda d: d["sources"]["demo"]["options"].update(n_train=-1), "sources.demo.options.n_train"),
 ])
 def test_bad_values_name_the_key(tmp_path, params_dict, mutate, key):
     mutate(params_dict)

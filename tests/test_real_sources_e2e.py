@@ -12,7 +12,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from deepfake_detection.data.demo import DemoOptions, generate_demo
 from deepfake_detection.params import from_dict

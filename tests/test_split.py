@@ -57,3 +57,17 @@ def test_official_splits_kept_and_val_carved_from_train():
     assert leaking_groups(out) == []
     val_share = (out.split == "val").sum() / (out.split != "test").sum()
     assert val_share == pytest.approx(0.15 / 0.85, abs=0.04)
+
+
+def test_groups_linked_across_datasets_stay_whole():
+    """A near-duplicate group spanning an official-split dataset and an unsplit one (review bug)."""
+    a = _faces(60, seed=1).assign(source="a")
+    a["official_split"] = np.where(a.groupby("group").ngroup() % 4 == 0, "test", "train")
+    b = _faces(60, seed=2).assign(source="b")
+    b["face_id"] = "b/" + b["face_id"]
+    shared = b["group"].isin([f"g{i}" for i in range(0, 60, 3)])   # same groups as in a
+    b.loc[~shared, "group"] = "b-" + b.loc[~shared, "group"]
+    out = assign_splits(pd.concat([a, b], ignore_index=True), 0.7, 0.15, 0.15, 42)
+    assert leaking_groups(out) == []
+    assert set(out.loc[out.source == "a", "split"]) == {"train", "val", "test"}   # val carved for a
+    assert {"train", "val", "test"} <= set(out.loc[out.source == "b", "split"])

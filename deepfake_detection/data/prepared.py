@@ -10,21 +10,16 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ..io import atomic_path, read_image_rgb
+from ..io import atomic_path, read_image_rgb, resize_square
 
 
 def _decode(path: str, size: int) -> np.ndarray:
-    rgb = read_image_rgb(path)
-    if rgb.shape[0] != size or rgb.shape[1] != size:
-        interp = cv2.INTER_AREA if min(rgb.shape[:2]) > size else cv2.INTER_CUBIC
-        rgb = cv2.resize(rgb, (size, size), interpolation=interp)
-    return rgb
+    return resize_square(read_image_rgb(path), size)
 
 
 def prepare_arrays(manifest: pd.DataFrame, size: int, out_dir: Path, workers: int = 4) -> None:

@@ -46,25 +46,34 @@ def stratified_group_split(labels, groups, fractions: dict[str, float], seed: in
 
 def assign_splits(faces: pd.DataFrame, train: float, val: float, test: float, seed: int,
                   keep_official: bool = True) -> pd.DataFrame:
-    """Return ``faces`` with a ``split`` column (per dataset; see the module docstring)."""
-    out = []
-    for ds, part in faces.groupby("source", sort=True):
-        part = part.copy()
-        official = part["official_split"].fillna("").astype(str)
-        if keep_official and (official != "").all():
-            part["split"] = official.to_numpy()
-            if "val" not in set(official) and "train" in set(official):
-                tr = part["split"] == "train"
-                share = val / (train + val)
-                sub = stratified_group_split(part.loc[tr, "label"], part.loc[tr, "group"],
-                                             {"train": 1 - share, "val": share}, seed)
-                part.loc[tr, "split"] = sub
-        else:
-            part["split"] = stratified_group_split(
-                part["label"], part["group"], {"train": train, "val": val, "test": test}, seed)
-        out.append(part)
-    result = pd.concat(out, ignore_index=True) if out else faces.assign(split=[])
-    return result.sort_values("face_id", kind="stable").reset_index(drop=True)
+    """Return ``faces`` with a ``split`` column; groups stay whole even across datasets.
+
+    1. With ``keep_official``, a face takes its dataset's split; a face without one whose group
+       (e.g. a near-duplicate in another dataset) has one takes the group's.
+    2. Datasets that have official splits but no ``val`` get one carved from their ``train``
+       faces (only groups lying wholly in such datasets' train part are eligible).
+    3. Every remaining group is dealt to train/val/test by :func:`stratified_group_split`.
+    """
+    out = faces.copy()
+    official = out["official_split"].fillna("").astype(str) if keep_official else pd.Series("", index=out.index)
+    if keep_official:
+        group_split = official.where(official != "").groupby(out["group"]).transform("first")
+        official = official.where(official != "", group_split.fillna(""))
+    split = official.copy()
+    no_val = {ds for ds, part in split.groupby(out["source"]) if (part != "").all() and "val" not in set(part)
+              and "train" in set(part)}
+    eligible = (split == "train") & out["source"].isin(no_val)
+    eligible = eligible.groupby(out["group"]).transform("all")
+    if eligible.any():
+        share = val / (train + val)
+        split[eligible] = stratified_group_split(out.loc[eligible, "label"], out.loc[eligible, "group"],
+                                                 {"train": 1 - share, "val": share}, seed)
+    todo = split == ""
+    if todo.any():
+        split[todo] = stratified_group_split(out.loc[todo, "label"], out.loc[todo, "group"],
+                                             {"train": train, "val": val, "test": test}, seed)
+    out["split"] = split.to_numpy()
+    return out.sort_values("face_id", kind="stable").reset_index(drop=True)
 
 
 # When a duplicate links faces that their datasets put in different official splits, the whole

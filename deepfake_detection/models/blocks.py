@@ -1,4 +1,5 @@
-"""Attention blocks used by classifier builders: CBAM (seed 000) and squeeze-excitation (seed 004)."""
+"""Attention blocks for classifier builders: CBAM (seed 000, used by ``resnet18(cbam=True)``) and
+squeeze-excitation (for seed 004's hybrid ResNet-34 discriminator, not built yet)."""
 
 from __future__ import annotations
 

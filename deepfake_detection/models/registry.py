@@ -50,6 +50,9 @@ def fake_probability(logits: torch.Tensor) -> torch.Tensor:
 def load_trained_model(path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild a model saved by the train stage; returns (model in eval mode, its metadata)."""
     meta = torch.load(path, map_location="cpu", weights_only=False)
-    model = create_model(meta["builder"], input_size=meta["input_size"], **meta["kwargs"])
+    kwargs = dict(meta["kwargs"])
+    if "pretrained" in kwargs:
+        kwargs["pretrained"] = False   # the saved state_dict replaces them: never fetch weights here
+    model = create_model(meta["builder"], input_size=meta["input_size"], **kwargs)
     model.load_state_dict(meta["state_dict"])
     return model.to(device).eval(), {k: v for k, v in meta.items() if k != "state_dict"}

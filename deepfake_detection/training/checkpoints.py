@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..io import atomic_path
+from ..io import save_torch
 
 
 def config_hash(obj) -> str:
@@ -21,8 +21,7 @@ def config_hash(obj) -> str:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(path, state)
 
 
 def load_checkpoint(path: Path, expected_hash: str) -> dict | None:

@@ -3,9 +3,11 @@
 
 rule download:
     input:
-        "stages/download.py",
-        "deepfake_detection/data/demo.py",
-        "deepfake_detection/data/sources",
+        code(
+            "stages/download.py",
+            "deepfake_detection/data/demo.py",
+            "deepfake_detection/data/sources",
+        ),
     output:
         directory("data/raw/{source}"),
         "metrics/download/{source}.json",
@@ -14,16 +16,20 @@ rule download:
     params:
         source=lambda w: {k: config["sources"][w.source][k] for k in ("kind", "options")},
     conda:
-        "../../environment.yml"
+        "deepfake-detection"
     shell:
         "python stages/download.py --source {wildcards.source} --out data/raw/{wildcards.source}"
-        " --summary metrics/download/{wildcards.source}.json 2> {log}"
+        " --summary metrics/download/{wildcards.source}.json --partial-dir data/partial/{wildcards.source}"
+        " 2> {log}"
 
 
 rule train_face_detector:
     input:
-        "stages/train_face_detector.py",
-        "deepfake_detection/faces/yolo.py",
+        code(
+            "stages/train_face_detector.py",
+            "deepfake_detection/faces/yolo.py",
+            "deepfake_detection/faces/boxes.py",
+        ),
         f"data/raw/{FD['source']}",
     output:
         "data/models/face_detector.pt",
@@ -35,7 +41,7 @@ rule train_face_detector:
         face_detector=FD,
         coco=f"data/raw/{FD['source']}/{FD['coco_subdir']}",
     conda:
-        "../../environment.yml"
+        "deepfake-detection"
     shell:
         "python stages/train_face_detector.py"
         " --coco-train {params.coco}/{params.face_detector[train_split]}_poly.json"
@@ -46,9 +52,13 @@ rule train_face_detector:
 
 rule faces:
     input:
-        "stages/faces.py",
-        "deepfake_detection/faces",
-        "deepfake_detection/data/adapters.py",
+        code(
+            "stages/faces.py",
+            "deepfake_detection/faces",
+            "deepfake_detection/data/adapters.py",
+            "deepfake_detection/data/manifest.py",
+            "deepfake_detection/io.py",
+        ),
         "data/raw/{source}",
         "data/models/face_detector.pt",
     output:
@@ -62,7 +72,7 @@ rule faces:
         faces=config["faces"],
         datasets=lambda w: config["sources"][w.source]["datasets"],
     conda:
-        "../../environment.yml"
+        "deepfake-detection"
     shell:
         "python stages/faces.py --source {wildcards.source} --raw data/raw/{wildcards.source}"
         " --out data/faces/{wildcards.source} --metrics metrics/faces/{wildcards.source}.json"
@@ -71,9 +81,13 @@ rule faces:
 
 rule split:
     input:
-        "stages/split.py",
-        "deepfake_detection/data/split.py",
-        "deepfake_detection/data/dedup.py",
+        code(
+            "stages/split.py",
+            "deepfake_detection/data/split.py",
+            "deepfake_detection/data/dedup.py",
+            "deepfake_detection/data/manifest.py",
+            "deepfake_detection/io.py",
+        ),
         expand("data/faces/{source}/faces.csv", source=SOURCES),
     output:
         "data/splits/manifest.csv",
@@ -85,7 +99,7 @@ rule split:
         enabled_sources=config["enabled_sources"],
         split=config["split"],
     conda:
-        "../../environment.yml"
+        "deepfake-detection"
     shell:
         "python stages/split.py --faces-root data/faces --out data/splits/manifest.csv"
         " --duplicates data/splits/duplicates.csv --metrics metrics/split.json 2> {log}"
@@ -93,8 +107,11 @@ rule split:
 
 rule prepare:
     input:
-        "stages/prepare.py",
-        "deepfake_detection/data/prepared.py",
+        code(
+            "stages/prepare.py",
+            "deepfake_detection/data/prepared.py",
+            "deepfake_detection/io.py",
+        ),
         "data/splits/manifest.csv",
         expand("data/faces/{source}/images", source=SOURCES),
     output:
@@ -104,6 +121,6 @@ rule prepare:
     params:
         prepare=config["prepare"],
     conda:
-        "../../environment.yml"
+        "deepfake-detection"
     shell:
         "python stages/prepare.py --manifest data/splits/manifest.csv --out data/prepared 2> {log}"

@@ -3,11 +3,14 @@
 
 rule train:
     input:
-        "stages/train.py",
-        "deepfake_detection/models",
-        "deepfake_detection/training",
-        "deepfake_detection/data/prepared.py",
-        "deepfake_detection/data/transforms.py",
+        code(
+            "stages/train.py",
+            "deepfake_detection/models",
+            "deepfake_detection/training",
+            "deepfake_detection/data/prepared.py",
+            "deepfake_detection/data/transforms.py",
+            "deepfake_detection/io.py",
+        ),
         "data/prepared",
     output:
         "data/models/{variant}/model.pt",
@@ -21,7 +24,7 @@ rule train:
         train=config["train"],
         variant=lambda w: config["variants"][w.variant],
     conda:
-        "../../environment.yml"
+        "deepfake-detection"
     shell:
         "python stages/train.py --variant {wildcards.variant} --prepared data/prepared"
         " --model data/models/{wildcards.variant}/model.pt"
@@ -33,8 +36,14 @@ rule train:
 
 rule evaluate:
     input:
-        "stages/evaluate.py",
-        "deepfake_detection/evaluation/metrics.py",
+        code(
+            "stages/evaluate.py",
+            "deepfake_detection/evaluation/metrics.py",
+            "deepfake_detection/models",
+            "deepfake_detection/training/engine.py",
+            "deepfake_detection/data/prepared.py",
+            "deepfake_detection/data/transforms.py",
+        ),
         "data/prepared",
         "data/models/{variant}/model.pt",
         "data/models/{variant}/val_scores.csv",
@@ -50,7 +59,7 @@ rule evaluate:
         batch_size=config["evaluate"]["batch_size"],
         test_set=lambda w: config["evaluate"]["test_sets"][w.test_set],
     conda:
-        "../../environment.yml"
+        "deepfake-detection"
     shell:
         "python stages/evaluate.py --variant {wildcards.variant} --test-set {wildcards.test_set}"
         " --prepared data/prepared --model data/models/{wildcards.variant}/model.pt"
@@ -62,8 +71,7 @@ rule evaluate:
 
 rule report:
     input:
-        "stages/report.py",
-        "deepfake_detection/evaluation/report.py",
+        code("stages/report.py", "deepfake_detection/evaluation/report.py"),
         expand("metrics/eval/{variant}/{test_set}.json", variant=VARIANTS, test_set=TEST_SETS),
     output:
         "metrics/leaderboard.md",
@@ -73,6 +81,6 @@ rule report:
         variants=config["variants"],
         test_sets=config["evaluate"]["test_sets"],
     conda:
-        "../../environment.yml"
+        "deepfake-detection"
     shell:
         "python stages/report.py --metrics-root metrics/eval --out metrics/leaderboard.md 2> {log}"
