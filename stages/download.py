@@ -8,6 +8,8 @@ A small JSON summary of what arrived is written for review.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from deepfake_detection.runtime import set_offline_defaults
 
 set_offline_defaults(hub_offline=False)
 
-from deepfake_detection.io import atomic_path, write_json  # noqa: E402
+from deepfake_detection.io import atomic_path, write_json, write_text  # noqa: E402
 from deepfake_detection.params import load_params  # noqa: E402
 from deepfake_detection.runtime import log  # noqa: E402
 
@@ -41,12 +43,22 @@ def main(argv=None) -> None:
         with atomic_path(args.out, is_dir=True) as tmp:
             summary = generate_demo(tmp, opts)
     else:
-        from deepfake_detection.data.sources import fetch_source
+        from deepfake_detection.data.sources import CommonOptions, fetch_source
 
+        # data/raw/<source> persists between runs (resume); files of an earlier, different
+        # request (another dataset slug, record, version or file list) must not be ingested.
+        stamp = args.out / ".request.json"
+        transport = {f.name for f in dataclasses.fields(CommonOptions)}   # timeouts etc. change no data
+        request = json.dumps({"kind": src.kind, "options": {k: v for k, v in src.options.items()
+                                                             if k not in transport}}, sort_keys=True)
+        if stamp.is_file() and stamp.read_text() != request:
+            log(f"download: {args.source}: options changed since the last download; clearing {args.out}")
+            shutil.rmtree(args.out)
         summary = fetch_source(args.source, src.kind, src.options, args.out, log=log,
                                archive_dir=args.partial_dir)
         if args.partial_dir and not params.source_options(args.source).keep_archives:
             shutil.rmtree(args.partial_dir, ignore_errors=True)   # done: nothing left to resume
+        write_text(stamp, request)
     write_json(args.summary, {"source": args.source, "kind": src.kind, **summary})
     log(f"download: {args.source}: done -> {args.out}")
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deepfake_detection.data.manifest import REJECT_REASONS
 from deepfake_detection.io import write_image_rgb
 from stages import faces as faces_stage
 from tests.conftest import write_params
@@ -76,6 +77,7 @@ def test_faces_stage_keeps_or_rejects_every_face(tmp_path, params_dict, raw, mon
     fo = summary["tiny_folders"]
     assert (fo["inputs_in"], fo["kept"], fo["rejected"]) == (4, 2, 2)
     assert sorted(rejects.loc[rejects.source == "tiny_folders", "reason"]) == ["unknown_label", "unreadable"]
+    assert set(rejects["reason"]) <= set(REJECT_REASONS)          # only the stable contract words
     kept = faces[faces.source == "tiny_of"].set_index("face_id")
     assert kept.loc["tiny_of/train/a_10", "label"] == 0 and kept.loc["tiny_of/train/a_11", "label"] == 1
     assert kept.loc["tiny_of/train/a_10", "group"] == kept.loc["tiny_of/train/a_11", "group"]

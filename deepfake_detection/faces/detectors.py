@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,8 @@ from typing import Literal, Protocol
 import numpy as np
 
 from deepfake_detection.params import ParamsError, check, from_dict
+
+from . import boxes
 
 Detection = tuple[float, float, float, float, float]   # x0, y0, x1, y1, score (pixels)
 
@@ -131,12 +132,10 @@ def select_faces(dets: list[Detection], select: str, min_face: float
 
 def clamp_detection(d, width: int, height: int) -> Detection | None:
     """Clip a box to the image; None when nothing of it is left inside."""
-    x0, y0, x1, y1, s = (float(v) for v in d)
-    x0, x1 = min(max(x0, 0.0), width), min(max(x1, 0.0), width)
-    y0, y1 = min(max(y0, 0.0), height), min(max(y1, 0.0), height)
+    x0, y0, x1, y1 = boxes.clamp(tuple(float(v) for v in d[:4]), width, height)
     if x1 <= x0 or y1 <= y0:
         return None
-    return (x0, y0, x1, y1, s)
+    return (x0, y0, x1, y1, float(d[4]))
 
 
 def _finish(raw, width: int, height: int) -> list[Detection]:
@@ -160,11 +159,9 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from ..data.sources.http import hash_file
+
+    return hash_file(Path(path), ("sha256",))["sha256"]
 
 
 def _checked(path: Path, sha256: str) -> Path:

@@ -16,7 +16,7 @@ rule download:
     params:
         source=lambda w: {k: config["sources"][w.source][k] for k in ("kind", "options")},
     conda:
-        "deepfake-detection"
+        "../../environment.yml"
     shell:
         "python stages/download.py --source {wildcards.source} --out data/raw/{wildcards.source}"
         " --summary metrics/download/{wildcards.source}.json --partial-dir data/partial/{wildcards.source}"
@@ -41,7 +41,7 @@ rule train_face_detector:
         face_detector=FD,
         coco=f"data/raw/{FD['source']}/{FD['coco_subdir']}",
     conda:
-        "deepfake-detection"
+        "../../environment.yml"
     shell:
         "python stages/train_face_detector.py"
         " --coco-train {params.coco}/{params.face_detector[train_split]}_poly.json"
@@ -72,7 +72,7 @@ rule faces:
         faces=config["faces"],
         datasets=lambda w: config["sources"][w.source]["datasets"],
     conda:
-        "deepfake-detection"
+        "../../environment.yml"
     shell:
         "python stages/faces.py --source {wildcards.source} --raw data/raw/{wildcards.source}"
         " --out data/faces/{wildcards.source} --metrics metrics/faces/{wildcards.source}.json"
@@ -99,7 +99,7 @@ rule split:
         enabled_sources=config["enabled_sources"],
         split=config["split"],
     conda:
-        "deepfake-detection"
+        "../../environment.yml"
     shell:
         "python stages/split.py --faces-root data/faces --out data/splits/manifest.csv"
         " --duplicates data/splits/duplicates.csv --metrics metrics/split.json 2> {log}"
@@ -121,6 +121,6 @@ rule prepare:
     params:
         prepare=config["prepare"],
     conda:
-        "deepfake-detection"
+        "../../environment.yml"
     shell:
         "python stages/prepare.py --manifest data/splits/manifest.csv --out data/prepared 2> {log}"

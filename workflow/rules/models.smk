@@ -24,7 +24,7 @@ rule train:
         train=config["train"],
         variant=lambda w: config["variants"][w.variant],
     conda:
-        "deepfake-detection"
+        "../../environment.yml"
     shell:
         "python stages/train.py --variant {wildcards.variant} --prepared data/prepared"
         " --model data/models/{wildcards.variant}/model.pt"
@@ -59,7 +59,7 @@ rule evaluate:
         batch_size=config["evaluate"]["batch_size"],
         test_set=lambda w: config["evaluate"]["test_sets"][w.test_set],
     conda:
-        "deepfake-detection"
+        "../../environment.yml"
     shell:
         "python stages/evaluate.py --variant {wildcards.variant} --test-set {wildcards.test_set}"
         " --prepared data/prepared --model data/models/{wildcards.variant}/model.pt"
@@ -81,6 +81,6 @@ rule report:
         variants=config["variants"],
         test_sets=config["evaluate"]["test_sets"],
     conda:
-        "deepfake-detection"
+        "../../environment.yml"
     shell:
         "python stages/report.py --metrics-root metrics/eval --out metrics/leaderboard.md 2> {log}"
