@@ -54,7 +54,8 @@ def main(argv=None) -> None:
     if args.test_set not in params.evaluate.test_sets:
         raise SystemExit(f"evaluate: --test-set {args.test_set!r} is not under evaluate.test_sets "
                          f"({sorted(params.evaluate.test_sets)})")
-    ts, cfg = params.evaluate.test_sets[args.test_set], params.variant_train(args.variant)
+    cfg = params.variant_train(args.variant)   # a clear error names the defined variants
+    ts = params.evaluate.test_sets[args.test_set]
     device = pick_device(args.device)
     model, meta = load_trained_model(args.model, device)
     rt = Runtime.for_device(device, meta["normalize"])

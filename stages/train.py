@@ -64,7 +64,8 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
     params = load_params(args.params)
-    variant, cfg = params.variants[args.variant], params.variant_train(args.variant)
+    cfg = params.variant_train(args.variant)   # a clear error names the defined variants
+    variant = params.variants[args.variant]
     seed_everything(cfg.seed)
     device = pick_device(args.device)
     rt = Runtime.for_device(device, variant.model.normalize)
