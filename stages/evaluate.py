@@ -67,10 +67,7 @@ def main(argv=None) -> None:
     loader = DataLoader(PreparedFaces(images, index["label"].to_numpy(), rows,
                                       eval_transform(aug)),
                         batch_size=params.evaluate.batch_size, shuffle=False)
-    if rt.channels_last:
-        import torch
-        model.to(memory_format=torch.channels_last)
-    y, s, _ = predict(model, loader, rt)
+    y, s, _ = predict(rt.place(model), loader, rt)
     val = pd.read_csv(args.val_scores)
     threshold = choose_threshold(val["label"].to_numpy(), val["score"].to_numpy(), cfg.threshold_rule)
     metrics = {"variant": args.variant, "test_set": args.test_set, "dataset": ts.dataset,

@@ -39,11 +39,9 @@ def dataset_jobs(ds_id: str, layout, root: Path, out_root: str, pre_rejects: lis
     rejects = rejects.assign(path=[(root / p).as_posix() for p in rejects["path"]])
     pre_rejects.extend(rejects.to_dict("records"))
     jobs = crop.record_jobs(records, root, out_root)
-    if layout.crop == "whole":
-        return crop.crop_whole_image, jobs, len(jobs) + len(rejects)
-    if layout.crop == "detector":
-        return crop.crop_detected_image, jobs, len(jobs) + len(rejects)
-    raise SystemExit(f"sources.*.datasets.{ds_id}.crop: 'boxes' needs layout 'coco', got {layout.layout!r}")
+    # params validation allows only whole or detector crops for non-COCO layouts
+    fn = crop.crop_whole_image if layout.crop == "whole" else crop.crop_detected_image
+    return fn, jobs, len(jobs) + len(rejects)
 
 
 def counts(faces: pd.DataFrame, rejects: pd.DataFrame, n_in: dict[str, int], per_image: set[str]) -> dict:

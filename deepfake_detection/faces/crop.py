@@ -7,6 +7,7 @@ construction (every annotation or image ends in exactly one of the two tables).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -113,8 +114,7 @@ def crop_whole_image(job: ImageJob, spec: CropSpec) -> tuple[list[dict], list[di
     rows: list[dict] = []
     side = min(h, w)
     box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
-    _save_crop(job, rgb, box, CropSpec(spec.size, 1.0, True, spec.min_size, spec.jpeg_quality),
-               "", job.label, rows)
+    _save_crop(job, rgb, box, dataclasses.replace(spec, margin=1.0, square=True), "", job.label, rows)
     return rows, []
 
 

@@ -37,6 +37,11 @@ class Runtime:
         cuda = device.type == "cuda"
         return cls(device=device, amp=cuda, channels_last=cuda, normalize=normalize)
 
+    def place(self, model: nn.Module) -> nn.Module:
+        """Move ``model`` to the device, in channels_last layout on CUDA."""
+        model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         """A uint8 batch -> normalised float on the device (float tensors pass through as they are)."""
         x = x.to(self.device, non_blocking=True)
@@ -163,9 +168,7 @@ def _selection_value(select: str, val_auc: float | None, val_loss: float) -> flo
 def fit(model: nn.Module, train_loader, val_loader, cfg, rt: Runtime, checkpoint: Path | None,
         config_hash: str, auc_fn, log=print) -> FitResult:
     """Train for ``cfg.epochs`` epochs, resuming from ``checkpoint`` when it matches the config."""
-    model.to(rt.device)
-    if rt.channels_last:
-        model.to(memory_format=torch.channels_last)
+    rt.place(model)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer)
     scheduler = make_scheduler(optimizer, cfg.scheduler, cfg.epochs)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp)
