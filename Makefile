@@ -5,7 +5,7 @@ VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: env demo test snakemake bench clean-data
+.PHONY: env demo test verify snakemake bench clean-data
 
 env:
 	@bash scripts/bootstrap.sh
@@ -16,6 +16,12 @@ demo: env
 
 test: env
 	python -m pytest -n 2 --dist loadgroup -q
+
+# CI's "re-run the stages" step: run the graph (everything, on a clean checkout) and compare every
+# metric with the committed one (data stages exactly, model stages within params.yaml verify.tolerances).
+verify: env
+	dvc repro
+	python -m deepfake_detection.verify
 
 snakemake: env
 	snakemake --cores 2

@@ -339,6 +339,35 @@ class EvaluateParams:
 
 
 @dataclass
+class ComputeParams:
+    """How model stages compute (runtime.configure_compute): pinned for bit-reproducible runs."""
+
+    threads: int = 2                   # intra-op threads; the result depends on it, so it is fixed
+    cpu_isa: Literal["avx2", "native"] = "avx2"   # avx2: same bits on any AVX2 CPU; native: fastest
+    deterministic: bool = True         # deterministic algorithms, cuDNN deterministic, no autotune
+
+    def validate(self, where: str) -> None:
+        check(self.threads >= 0, f"{where}.threads", f"must be >= 0 (0 = torch's default), got {self.threads}")
+
+
+@dataclass
+class VerifyParams:
+    """``make verify``: fresh metrics against the committed ones (deepfake_detection.verify).
+
+    Metrics of ``data_stages`` (and their outputs' hashes in dvc.lock) must match exactly; a
+    model-stage metric may differ by the absolute ``tolerances`` of the first glob that matches
+    its key, and must match exactly when none does.
+    """
+
+    data_stages: list[str] = field(default_factory=lambda: ["download", "faces", "split", "prepare"])
+    tolerances: dict[str, float] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        for key, value in self.tolerances.items():
+            check(value >= 0, f"{where}.tolerances.{key}", f"must be >= 0, got {value}")
+
+
+@dataclass
 class Params:
     sources: dict[str, SourceParams]
     enabled_sources: list[str]
@@ -349,6 +378,8 @@ class Params:
     variants: dict[str, VariantParams]
     evaluate: EvaluateParams
     face_detector: dict[str, Any] = field(default_factory=dict)   # faces.yolo.FaceDetectorTrainParams
+    compute: ComputeParams = field(default_factory=ComputeParams)
+    verify: VerifyParams = field(default_factory=VerifyParams)
 
     def face_detector_params(self):
         from .faces.yolo import FaceDetectorTrainParams

@@ -32,6 +32,44 @@ def set_offline_defaults(root: Path | None = None, hub_offline: bool = True) -> 
     os.environ.setdefault("MPLCONFIGDIR", str(root / ".ultralytics" / "matplotlib"))   # not ~/.config
 
 
+# What each ``compute.cpu_isa`` value asks of the CPU math libraries. The variables are read when
+# a library first computes (not when torch is imported), so setting them in ``main()`` works.
+# oneDNN (convolutions) and MKL (matmul) pick kernels by instruction set, and kernels of different
+# widths sum in different orders: capping both at AVX2 gives the same bits on every x86-64 CPU
+# that has AVX2 (nearly all of them), at some cost in speed on AVX-512 machines.
+CPU_ISA_ENV = {
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+    "native": {},
+}
+
+
+def configure_compute(threads: int, cpu_isa: str = "avx2", deterministic: bool = True) -> dict:
+    """Pin what makes model stages bit-reproducible; return the settings in effect (for logs).
+
+    Call before the first tensor operation. ``threads`` fixes intra-op parallelism (oneDNN and
+    MKL split reductions by thread, so the thread count changes the bits); ``cpu_isa`` caps the
+    CPU kernels (see ``CPU_ISA_ENV``); ``deterministic`` turns on
+    ``torch.use_deterministic_algorithms`` and cuDNN's deterministic mode (no autotuning), with
+    the cuBLAS workspace setting CUDA requires for it. Variables already set in the environment
+    win, so a user can imitate another CPU (e.g. ``ATEN_CPU_CAPABILITY=default``).
+    """
+    if cpu_isa not in CPU_ISA_ENV:
+        raise ValueError(f"compute.cpu_isa: {cpu_isa!r} is not one of {sorted(CPU_ISA_ENV)}")
+    for key, value in CPU_ISA_ENV[cpu_isa].items():
+        os.environ.setdefault(key, value)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=False)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    return {"threads": torch.get_num_threads(), "cpu_isa": cpu_isa, "deterministic": deterministic,
+            **{k: os.environ.get(k, "") for k in CPU_ISA_ENV["avx2"]}}
+
+
 def seed_everything(seed: int) -> None:
     import torch
 

@@ -24,7 +24,7 @@ from deepfake_detection.evaluation.metrics import binary_metrics, choose_thresho
 from deepfake_detection.io import write_csv, write_json  # noqa: E402
 from deepfake_detection.models.registry import load_trained_model  # noqa: E402
 from deepfake_detection.params import AugmentParams, from_dict, load_params  # noqa: E402
-from deepfake_detection.runtime import log, pick_device  # noqa: E402
+from deepfake_detection.runtime import configure_compute, log, pick_device  # noqa: E402
 from deepfake_detection.training.engine import Runtime, predict  # noqa: E402
 
 ROC_POINTS = 101   # thinned ROC curve: enough for a plot, small enough to commit
@@ -56,6 +56,7 @@ def main(argv=None) -> None:
                          f"({sorted(params.evaluate.test_sets)})")
     cfg = params.variant_train(args.variant)   # a clear error names the defined variants
     ts = params.evaluate.test_sets[args.test_set]
+    configure_compute(params.compute.threads, params.compute.cpu_isa, params.compute.deterministic)
     device = pick_device(args.device)
     model, meta = load_trained_model(args.model, device)
     rt = Runtime.for_device(device, meta["normalize"])

@@ -28,7 +28,7 @@ from deepfake_detection.evaluation.metrics import roc_auc  # noqa: E402
 from deepfake_detection.io import save_torch, write_csv, write_json  # noqa: E402
 from deepfake_detection.models.registry import create_model  # noqa: E402
 from deepfake_detection.params import load_params  # noqa: E402
-from deepfake_detection.runtime import log, pick_device, seed_everything  # noqa: E402
+from deepfake_detection.runtime import configure_compute, log, pick_device, seed_everything  # noqa: E402
 from deepfake_detection.training.checkpoints import config_hash  # noqa: E402
 from deepfake_detection.training.engine import Runtime, fit  # noqa: E402
 
@@ -66,6 +66,8 @@ def main(argv=None) -> None:
     params = load_params(args.params)
     cfg = params.variant_train(args.variant)   # a clear error names the defined variants
     variant = params.variants[args.variant]
+    compute = configure_compute(params.compute.threads, params.compute.cpu_isa, params.compute.deterministic)
+    log(f"train: compute {compute}")
     seed_everything(cfg.seed)
     device = pick_device(args.device)
     rt = Runtime.for_device(device, variant.model.normalize)
