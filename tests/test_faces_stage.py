@@ -304,3 +304,23 @@ def test_assign_unique_keys_fails_loudly_when_a_collision_remains():
         crop_module.assign_unique_keys([job, other, clash])
     # unchanged where nothing collides
     assert crop_module.assign_unique_keys([job, clash]) == [job, clash]
+
+
+def test_switching_to_yunet_uses_yunet_defaults_on_real_photos(tmp_path, params_dict, monkeypatch):
+    """Only faces.detector.backend changes; the YOLO demo's confidence 0.1 stays in its block."""
+    from skimage import data
+
+    f = tmp_path / "raw/x/f"
+    write_image_rgb(f / "Real/astronaut.png", data.astronaut())
+    write_image_rgb(f / "Fake/coffee.png", data.coffee())
+    write_image_rgb(f / "Fake/chelsea.png", data.chelsea())
+    params_dict["faces"]["detector"]["backend"] = "yunet"
+    faces, rejects, summary = _run(tmp_path, params_dict, monkeypatch,
+                                   {"f": {"layout": "real_fake_folders", "dir": "f", "crop": "detector"}})
+    assert rows_of(rejects) == [("f", "raw/x/f/Fake/chelsea.png", "", "no_face"),
+                                ("f", "raw/x/f/Fake/coffee.png", "", "no_face")]
+    assert list(faces["face_id"]) == ["f/unsplit/Real__astronaut"]
+    face = faces.iloc[0]
+    # YuNet's box on the astronaut's face: x 178.0-268.4, y 62.6-176.4 (the face is about there)
+    assert (face.box_x, face.box_y, face.box_w, face.box_h) == pytest.approx((178, 62.6, 90.4, 113.8), abs=1.0)
+    assert (summary["f"]["inputs_in"], summary["f"]["inputs_kept"], summary["f"]["rejected"]) == (3, 1, 2)
