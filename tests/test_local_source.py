@@ -45,13 +45,13 @@ def test_top_dirs():
     assert top_dirs(["of", "."]) == ["."]
 
 
-def test_symlink_mode_links_each_dataset_dir_and_reruns_cleanly(tmp_path):
+def test_symlink_mode_links_the_output_and_reruns_cleanly(tmp_path):
     root = _data(tmp_path / "user")
     dest = tmp_path / "repo/data/raw/mine"
-    for _ in range(2):                                     # a rerun replaces our links, nothing else
+    for _ in range(2):                                     # a rerun replaces our link, nothing else
         summary = link_local("mine", LocalOptions(path=str(root)), dest, ["of", "kaggle"], log=lambda s: None)
+    assert dest.is_symlink() and os.readlink(dest) == str(root)
     assert sorted(p.name for p in dest.iterdir()) == ["kaggle", "of"]
-    assert all((dest / d).is_symlink() and os.readlink(dest / d) == str(root / d) for d in ("of", "kaggle"))
     assert summary == {"source": "mine", "kind": "local", "mode": "symlink", "n_files": 4, "bytes": 11,
                        "listing_sha256": listing(root, ["kaggle", "of"])[0], "verified": False,
                        "dirs": {"kaggle": {"n_files": 2, "bytes": 6}, "of": {"n_files": 2, "bytes": 5}}}
@@ -62,7 +62,7 @@ def test_symlink_mode_links_each_dataset_dir_and_reruns_cleanly(tmp_path):
     assert (root / "kaggle/Real/r.jpg").read_bytes() == b"12345"
 
 
-def test_dir_dot_makes_the_output_itself_a_link_and_copy_replaces_it(tmp_path):
+def test_dir_dot_link_then_copy_replaces_the_link_not_the_data(tmp_path):
     root = _data(tmp_path / "user")
     dest = tmp_path / "raw/mine"
     link_local("mine", LocalOptions(path=str(root)), dest, ["."], log=lambda s: None)
@@ -74,11 +74,12 @@ def test_dir_dot_makes_the_output_itself_a_link_and_copy_replaces_it(tmp_path):
     assert not list(tmp_path.joinpath("raw").glob(".*"))   # no temporary left
 
 
-def test_copy_keeps_inner_links_as_links(tmp_path):
+def test_copy_copies_only_the_dataset_dirs_and_keeps_inner_links_as_links(tmp_path):
     root = _data(tmp_path / "user")
     os.symlink("/etc/hostname", root / "kaggle/Real/out.jpg")
     dest = tmp_path / "raw/mine"
     link_local("mine", LocalOptions(path=str(root), mode="copy"), dest, ["kaggle"], log=lambda s: None)
+    assert sorted(os.listdir(dest)) == ["kaggle"] and not dest.is_symlink()
     assert (dest / "kaggle/Real/out.jpg").is_symlink()
     _, rejects = adapt("real_fake_folders", dest / "kaggle", "k")
     assert list(rejects["reason"]) == ["outside_dataset"]
@@ -150,6 +151,7 @@ def test_download_stage_links_and_writes_metrics(tmp_path, params_dict, monkeypa
                    "--summary", "metrics/download/mine.json", "--partial-dir", "data/partial/mine"])
     m = json.loads(Path("metrics/download/mine.json").read_text())
     assert (m["source"], m["kind"], m["mode"], m["n_files"], m["bytes"]) == ("mine", "local", "symlink", 4, 11)
+    assert Path("data/raw/mine").is_symlink()
     assert sorted(os.listdir("data/raw/mine")) == ["kaggle", "of"]       # no .request.json stamp
     assert sorted(os.listdir(root)) == ["kaggle", "of"]                  # nothing written to the user's data
     params_dict["sources"]["mine"]["options"]["path"] = str(tmp_path / "nope")

@@ -15,15 +15,19 @@ every link with its target, sorted: cheap on 100k images, and it changes when a 
 removed, truncated or re-linked; it does not read file contents), and then makes
 ``data/raw/<name>`` show the data without downloading anything:
 
-- ``mode: symlink`` (default): a dataset ``dir`` of ``.`` makes ``data/raw/<name>`` itself a link
-  to ``path``; otherwise ``data/raw/<name>`` is a folder holding one link per dataset ``dir``.
-- ``mode: copy``: the same folders are copied (links inside them are copied as links).
+- ``mode: symlink`` (default): ``data/raw/<name>`` itself becomes one link to ``path``. Not one
+  link per dataset dir: DVC does not descend into links *inside* an output folder (it would
+  hash ``data/raw/<name>`` as 0 files, so an edit to the data would never rerun ``faces``),
+  while it follows an output that is itself a link and hashes every file behind it.
+- ``mode: copy``: each dataset's dir is copied (links inside it are copied as links).
 
-Trust: the links made here (``data/raw/<name>`` or ``data/raw/<name>/<dir>``) are the dataset
-folders themselves; the faces stage resolves a dataset folder once and trusts it. Links *inside*
-the user's data are not trusted: the faces stage rejects any that lead outside the dataset
-folder (``outside_dataset``) and never opens them. That is also why ``copy`` keeps them as links
-rather than copying what they point to.
+Trust: the link made here (``data/raw/<name>``, at the root of every dataset folder) is
+resolved once by the faces stage and trusted. Links *inside* the user's data are not trusted:
+the faces stage rejects any that lead outside the dataset folder (``outside_dataset``) and never
+opens them. That is also why ``copy`` keeps them as links rather than copying what they point to.
+
+Note for DVC users: with the download output cached (the default), DVC copies what it hashes
+into ``.dvc/cache``; for a large local folder declare that output ``cache: false``.
 
 Nothing is written inside ``path``: no request stamp, no markers (the download stage writes
 none for this kind). The summary holds counts and the listing hash, no absolute paths.
@@ -125,20 +129,15 @@ def _remove(path: Path) -> None:
 
 
 def _build(root: Path, dirs: list[str], tmp: Path, mode: str) -> None:
-    if dirs == ["."]:
-        if mode == "symlink":
-            tmp.symlink_to(root, target_is_directory=True)
-        else:
-            shutil.copytree(root, tmp, symlinks=True)
-        return
-    tmp.mkdir()
-    for d in dirs:
-        target = tmp / d
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if mode == "symlink":
-            target.symlink_to(root / d, target_is_directory=True)
-        else:
-            shutil.copytree(root / d, target, symlinks=True)
+    if mode == "symlink":
+        tmp.symlink_to(root, target_is_directory=True)
+    elif dirs == ["."]:
+        shutil.copytree(root, tmp, symlinks=True)
+    else:
+        tmp.mkdir()
+        for d in dirs:
+            (tmp / d).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(root / d, tmp / d, symlinks=True)
 
 
 def link_local(name: str, opts: LocalOptions, dest: Path, dirs: Iterable[str], *,
