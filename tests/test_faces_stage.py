@@ -214,8 +214,10 @@ def test_paths_out_of_the_dataset_are_rejected_and_never_opened(tmp_path, params
     of = _coco(tmp_path, {"images": [IMAGE_A, {"id": 2, "file_name": "../../../outside.jpg"},
                                      {"id": 3, "file_name": str(outside)},
                                      {"id": 4, "file_name": "Images/link.jpg"},
-                                     {"id": 5, "file_name": "Images/linked_dir/x.jpg"}],
-                          "annotations": [_ann(1), _ann(2, 2), _ann(3, 3), _ann(4, 4), _ann(5, 5), _ann(6, 5)]})
+                                     {"id": 5, "file_name": "Images/linked_dir/x.jpg"},
+                                     {"id": 6, "file_name": "../../etc/passwd"}],
+                          "annotations": [_ann(1), _ann(2, 2), _ann(3, 3), _ann(4, 4), _ann(5, 5), _ann(6, 5),
+                                          _ann(7, 6)]})
     os.symlink(outside, of / "Images/link.jpg")
     (tmp_path / "elsewhere").mkdir()
     write_image_rgb(tmp_path / "elsewhere/x.jpg", _scene(6))
@@ -226,9 +228,10 @@ def test_paths_out_of_the_dataset_are_rejected_and_never_opened(tmp_path, params
     faces, rejects, summary = _run(tmp_path, params_dict, monkeypatch, COCO)
     assert opened == [(tmp_path / "raw/x/of/Images/a.jpg").relative_to(tmp_path).as_posix()]
     assert list(faces["face_id"]) == ["of/train/a_1"]
-    # 5 annotations out, plus the two links themselves as files of the folder
-    assert summary["of"]["rejected_by_reason"] == {"outside_dataset": 7}
-    assert summary["of"]["inputs_in"] == 8
+    # 6 annotations out, plus the two links themselves as files of the folder
+    assert summary["of"]["rejected_by_reason"] == {"outside_dataset": 8}
+    assert summary["of"]["inputs_in"] == 9
+    assert "raw/x/of/../../etc/passwd" in set(rejects["path"])
 
 
 def test_every_file_of_a_coco_folder_is_counted(tmp_path, params_dict, monkeypatch):
