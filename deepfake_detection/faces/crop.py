@@ -283,10 +283,12 @@ def coco_inputs(coco_json: Path, images_root: Path, dataset: str, out_root: str
     for image_id, file_name in sorted(files.items()):
         src = (Path(images_root) / file_name).as_posix()
         anns = tuple(sorted(by_image.get(image_id, [])))
-        if not is_inside(root_real, Path(images_root) / file_name):
-            rejects += [_bad(dataset, src, {"id": a[0], "category_id": a[1], "bbox": list(a[2])},
-                             "outside_dataset") for a in anns] or [
-                {"source": dataset, "path": src, "annotation": "", "reason": "outside_dataset"}]
+        if not is_inside(root_real, Path(images_root) / file_name):   # never opened
+            notes = [{"id": a[0], "category_id": a[1], "bbox": list(a[2])} for a in anns]
+            if notes:
+                rejects += [_bad(dataset, src, note, "outside_dataset") for note in notes]
+            else:
+                rejects.append({"source": dataset, "path": src, "annotation": "", "reason": "outside_dataset"})
             continue
         listed.add(os.path.realpath(src))
         if not anns:
