@@ -111,13 +111,15 @@ def backends(yolo_weights: str | None, yolo_imgsz: int = 320, for_ap: bool = Fal
     """
     import cv2
 
-    from deepfake_detection.faces.detectors import DetectorConfig, build_detector
+    from deepfake_detection.faces.detectors import (DetectorConfig, YoloSettings, YuNetSettings,
+                                                    build_detector)
 
     low = 0.05 if for_ap else None
-    out = {"yunet": build_detector(DetectorConfig(backend="yunet", confidence=low or 0.6)).detect}
+    out = {"yunet": build_detector(DetectorConfig(backend="yunet",
+                                                  yunet=YuNetSettings(confidence=low or 0.6))).detect}
     if yolo_weights:
-        out["yolo"] = build_detector(DetectorConfig(backend="yolo", confidence=low or 0.25,
-                                                    input_size=yolo_imgsz), Path(yolo_weights)).detect
+        yolo = YoloSettings(confidence=low or 0.25, input_size=yolo_imgsz)
+        out["yolo"] = build_detector(DetectorConfig(backend="yolo", yolo=yolo), Path(yolo_weights)).detect
 
     haar = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
 

@@ -140,12 +140,12 @@ def check(cond: bool, where: str, message: str) -> None:
 class SourceParams:
     """One download unit: ``download@<name>`` writes ``data/raw/<name>``.
 
-    ``kind`` picks the fetcher (demo, kaggle, zenodo, huggingface); ``options`` is that
+    ``kind`` picks the fetcher (demo, kaggle, zenodo, huggingface, local); ``options`` is that
     fetcher's own config, validated by it. ``datasets`` maps each manifest dataset id this
     download provides to the sub-folder and layout adapter that ingests it.
     """
 
-    kind: Literal["demo", "kaggle", "zenodo", "huggingface"]
+    kind: Literal["demo", "kaggle", "zenodo", "huggingface", "local"]
     datasets: dict[str, "DatasetLayout"]
     options: dict[str, Any] = field(default_factory=dict)
 

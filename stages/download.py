@@ -1,8 +1,9 @@
 """Stage ``download@<source>``: fetch one source into ``data/raw/<source>``.
 
 ``demo`` generates the built-in synthetic data offline; ``kaggle``, ``zenodo`` and
-``huggingface`` download the published datasets (credentials from the environment only).
-A small JSON summary of what arrived is written for review.
+``huggingface`` download the published datasets (credentials from the environment only);
+``local`` links (or copies) a folder already on disk. A small JSON summary of what arrived is
+written for review. Every failure is one line saying what to set or do.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ def main(argv=None) -> None:
         opts = params.source_options(args.source)
         with atomic_path(args.out, is_dir=True) as tmp:
             summary = generate_demo(tmp, opts)
+    elif src.kind == "local":
+        from deepfake_detection.data.sources import DownloadError, link_local
+
+        # no request stamp: data/raw/<source> may be a link to the user's folder, never written into
+        try:
+            summary = link_local(args.source, params.source_options(args.source), args.out,
+                                 [d.dir for d in src.datasets.values()], log=log)
+        except DownloadError as exc:
+            raise SystemExit(f"download: {exc}") from None
     else:
         from deepfake_detection.data.sources import CommonOptions, fetch_source
 

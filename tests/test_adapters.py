@@ -8,7 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from deepfake_detection.data.adapters import ADAPTERS, adapt, source_counts
+import os
+
+from deepfake_detection.data.adapters import (ADAPTERS, DatasetError, adapt, scan, source_counts,
+                                              unknown_class_folders)
 from deepfake_detection.data.manifest import RECORD_COLUMNS, REJECT_COLUMNS
 
 
@@ -31,7 +34,7 @@ def test_every_published_layout_has_an_adapter():
 
 def test_real_fake_folders_keeps_its_behaviour_and_skips_download_bookkeeping(tmp_path):
     touch(tmp_path, "Dataset/Train/Real/a.jpg", "Dataset/Validation/Fake/b.jpg", "Dataset/Test/Real/c.png",
-          "Dataset/Train/unsorted/d.jpg",
+          "Dataset/Train/d.jpg", "Dataset/readme.txt",
           "__MACOSX/Dataset/Train/Real/._a.jpg", ".archives/x.jpg", "Dataset/Train/Real/.hidden.jpg")
     (tmp_path / ".sources").mkdir()
     (tmp_path / ".sources" / "archive.zip.json").write_text("{}")
@@ -42,7 +45,8 @@ def test_real_fake_folders_keeps_its_behaviour_and_skips_download_bookkeeping(tm
         ("dfr", "Dataset/Train/Real/a.jpg", 0, "", "dfr:Dataset/Train/Real/a", "train"),
         ("dfr", "Dataset/Validation/Fake/b.jpg", 1, "", "dfr:Dataset/Validation/Fake/b", "val"),
     ]
-    assert rows(rejects) == [("dfr", "Dataset/Train/unsorted/d.jpg", "", "unknown_label")]
+    assert rows(rejects) == [("dfr", "Dataset/Train/d.jpg", "", "unknown_label"),
+                             ("dfr", "Dataset/readme.txt", "", "not_an_image")]
 
 
 def test_real_fake_folders_reads_label_words_in_folder_names(tmp_path):
@@ -72,7 +76,7 @@ def test_video_frames_labels_from_the_name_and_groups_by_video(tmp_path):
 
 def test_deepfakeface_generators_and_shared_groups(tmp_path):
     touch(tmp_path, "wiki/00/1.jpg", "wiki/01/2.jpg", "inpainting/00/1.jpg", "insight/insight/00/1.png",
-          "text2img/01/2.jpg", "text2img/01/9.jpg", "stray/00/1.jpg")
+          "text2img/01/2.jpg", "text2img/01/9.jpg", "stray.jpg", "wiki/list.csv")
     records, rejects = adapt("deepfakeface", tmp_path, "dff")
     assert rows(records) == [
         ("dff", "inpainting/00/1.jpg", 1, "inpainting", "dff:00/1", ""),
@@ -82,7 +86,8 @@ def test_deepfakeface_generators_and_shared_groups(tmp_path):
         ("dff", "wiki/00/1.jpg", 0, "", "dff:00/1", ""),
         ("dff", "wiki/01/2.jpg", 0, "", "dff:01/2", ""),
     ]
-    assert rows(rejects) == [("dff", "stray/00/1.jpg", "", "unknown_label")]
+    assert rows(rejects) == [("dff", "stray.jpg", "", "unknown_label"),
+                             ("dff", "wiki/list.csv", "", "not_an_image")]
 
 
 def test_deepfakeface_accepts_a_parent_folder(tmp_path):
@@ -117,3 +122,69 @@ def test_source_counts_per_dataset_label_split_and_generator(tmp_path):
                                       "train": {"total": 1, "real": 1, "fake": 0}},
                 "by_generator": {"none": {"total": 3, "real": 1, "fake": 2}}},
     }
+
+
+# --------------------------------------------------------------------------- every file accounted
+
+
+def test_video_frames_rejects_stray_files(tmp_path):
+    touch(tmp_path, "images/v_1_0.jpg", "images/notes.txt", "images/v_2_1.jpeg.bak", "LICENSE")
+    records, rejects = adapt("video_frames", tmp_path, "fvi")
+    assert list(records["path"]) == ["images/v_1_0.jpg"]
+    assert rows(rejects) == [("fvi", "LICENSE", "", "not_an_image"),
+                             ("fvi", "images/notes.txt", "", "not_an_image"),
+                             ("fvi", "images/v_2_1.jpeg.bak", "", "not_an_image")]
+
+
+@pytest.mark.parametrize("folder", ["Rael", "Train/Rael"])
+def test_a_misnamed_class_folder_is_an_error_naming_it(tmp_path, folder):
+    base = folder.rpartition("/")[0]
+    prefix = f"{base}/" if base else ""
+    touch(tmp_path, f"{prefix}Fake/a.jpg", f"{folder}/b.jpg", f"{folder}/c.jpg")
+    with pytest.raises(DatasetError) as err:
+        adapt("real_fake_folders", tmp_path, "dfr")
+    msg = str(err.value)
+    assert f"'{folder}' (2 images)" in msg and "Real or Fake" in msg and "\n" not in msg
+
+
+def test_a_misspelt_deepfakeface_folder_is_an_error(tmp_path):
+    touch(tmp_path, "wiki/00/1.jpg", "insigth/00/1.jpg")
+    with pytest.raises(DatasetError, match=r"'insigth' \(1 images\).*'inpainting', 'insight'"):
+        adapt("deepfakeface", tmp_path, "dff")
+
+
+def test_unknown_class_folders_rule():
+    is_class = lambda n: n.lower() in {"real", "fake"}          # noqa: E731
+    # a labelled image below a folder clears it; a folder with no class sibling is not flagged
+    assert unknown_class_folders(["x/real/a.jpg"], ["x/b.jpg", "y/z/c.jpg"], is_class) == {}
+    assert unknown_class_folders(["real/a.jpg"], ["Rael/b.jpg", "Rael/sub/c.jpg"], is_class) == {"Rael": 2}
+
+
+def test_missing_dataset_folder_is_one_line(tmp_path):
+    with pytest.raises(DatasetError, match=r"dataset 'x': folder .*nope not found; run the download stage"):
+        adapt("real_fake_folders", tmp_path / "nope", "x")
+
+
+def test_links_out_of_the_dataset_are_rejected_and_never_followed(tmp_path):
+    outside = tmp_path / "outside"
+    touch(outside, "secret.jpg", "dir/more.jpg")
+    root = tmp_path / "ds"
+    touch(root, "Real/a.jpg", "Fake/b.jpg")
+    os.symlink(outside / "secret.jpg", root / "Real" / "linked.jpg")          # file out
+    os.symlink(outside / "dir", root / "Fake" / "linked_dir")                 # folder out
+    os.symlink(root / "Real" / "a.jpg", root / "Fake" / "inside.jpg")         # file in: read
+    os.symlink(root / "Real", root / "Fake" / "real_again")                   # folder in: not descended
+    os.symlink(tmp_path / "gone.jpg", root / "Real" / "dangling.jpg")         # broken link out
+    records, rejects = adapt("real_fake_folders", root, "d")
+    assert sorted(records["path"]) == ["Fake/b.jpg", "Fake/inside.jpg", "Real/a.jpg"]
+    assert rows(rejects) == [("d", "Fake/linked_dir", "", "outside_dataset"),
+                             ("d", "Real/dangling.jpg", "", "outside_dataset"),
+                             ("d", "Real/linked.jpg", "", "outside_dataset")]
+
+
+def test_the_dataset_folder_itself_may_be_a_link(tmp_path):
+    real = tmp_path / "user_data"
+    touch(real, "Real/a.jpg")
+    link = tmp_path / "raw"
+    os.symlink(real, link)
+    assert scan(link) == (["Real/a.jpg"], [])

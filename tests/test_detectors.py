@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import typing
 from pathlib import Path
+
+import cv2
 
 import numpy as np
 import pytest
@@ -11,7 +15,8 @@ import skimage.data
 
 from deepfake_detection.faces import detectors as D
 from deepfake_detection.faces.boxes import crop_box
-from deepfake_detection.params import ParamsError
+from deepfake_detection.params import ParamsError, load_params
+from tests.conftest import write_params
 
 REPO = Path(__file__).resolve().parents[1]
 # one xdist worker runs every Ultralytics test: one import, one settings file, one training at a time
@@ -30,9 +35,13 @@ def yunet():
     return D.build_detector(D.detector_config({}))
 
 
-def test_default_config_is_offline_yunet():
+def test_default_config_is_offline_yunet_with_per_backend_defaults():
     cfg = D.detector_config(None)
     assert (cfg.backend, cfg.select, cfg.min_face) == ("yunet", "first", 50)
+    assert cfg.settings == cfg.yunet == D.YuNetSettings(confidence=0.6, nms=0.3, input_size=640,
+                                                        top_k=5000, weights="", sha256="")
+    # Ultralytics' own predict defaults
+    assert cfg.yolo == D.YoloSettings(confidence=0.25, nms=0.7, input_size=640, weights="", sha256="")
     assert D.yunet_model_path().is_file()
     assert D.sha256_file(D.yunet_model_path()) == D.YUNET_SHA256
 
@@ -59,12 +68,41 @@ def test_yunet_downscales_large_images_and_maps_back(yunet):
     assert _iou((x0, y0, x1, y1), (356, 124, 356 + 180, 124 + 226)) > 0.5
 
 
-@pytest.mark.parametrize("image", [skimage.data.coffee(), np.full((240, 320, 3), 128, np.uint8)],
-                         ids=["coffee", "grey"])
+@pytest.mark.parametrize("image", [skimage.data.coffee(), skimage.data.chelsea(),
+                                   np.full((240, 320, 3), 128, np.uint8)], ids=["coffee", "chelsea", "grey"])
 def test_no_face(yunet, image):
     dets = yunet.detect(image)
     assert dets == []
     assert D.select_faces(dets, "first", 50) == ([], "no_face")
+
+
+def test_the_yolo_demo_threshold_would_make_yunet_see_faces_in_a_cat_and_a_cup():
+    # Why each backend has its own block: YuNet at the demo YOLO's confidence 0.1 (measured).
+    low = D.build_detector(D.detector_config({"yunet": {"confidence": 0.1}}))
+    assert (len(low.detect(skimage.data.coffee())), len(low.detect(skimage.data.chelsea()))) == (1, 2)
+
+
+def _asset(name: str) -> np.ndarray:
+    """A photo shipped in the ultralytics wheel (located without importing ultralytics)."""
+    folder = Path(importlib.util.find_spec("ultralytics").submodule_search_locations[0]) / "assets"
+    return cv2.cvtColor(cv2.imread(str(folder / name)), cv2.COLOR_BGR2RGB)
+
+
+def test_yunet_finds_both_faces_in_zidane(yunet):
+    dets = yunet.detect(_asset("zidane.jpg"))                      # 1280 x 720, scaled to 640
+    assert len(dets) == 2
+    # boxes read off the photo: Zidane (left, mouth open), Ancelotti (right)
+    known = [(544, 270, 660, 426), (916, 100, 1052, 274)]
+    found = sorted(d[:4] for d in dets)
+    assert all(_iou(f, k) > 0.7 for f, k in zip(found, known)), found
+
+
+def test_yunet_on_lfw_subset_faces_and_non_faces(yunet):
+    # skimage's lfw_subset: 100 face crops then 100 non-face patches, 25 x 25 grey; upscaled x4
+    # (YuNet's anchors start at 10 px). Measured at the defaults: 99 faces found, 1 false hit.
+    lfw = (skimage.data.lfw_subset() * 255).round().astype(np.uint8)
+    hit = [bool(yunet.detect(cv2.resize(img, (100, 100), interpolation=cv2.INTER_CUBIC))) for img in lfw]
+    assert (sum(hit[:100]), sum(hit[100:])) == (99, 1)
 
 
 # --------------------------------------------------------------------------- rules
@@ -108,27 +146,78 @@ def test_detection_to_crop_with_margin_and_square():
 
 
 def test_registry_matches_config_choices():
-    backends = typing.get_args(typing.get_type_hints(D.DetectorConfig)["backend"])
+    hints = typing.get_type_hints(D.DetectorConfig)
+    backends = typing.get_args(hints["backend"])
     assert sorted(D.DETECTORS) == sorted(backends)
+    for name, cls in D.DETECTORS.items():       # each backend owns (and validates) its block
+        assert hints[name] is cls.Settings
 
 
 @pytest.mark.parametrize("bad, key", [
     ({"backend": "mtcnn"}, "faces.detector.backend"),
     ({"select": "biggest"}, "faces.detector.select"),
-    ({"confidence": 1.5}, "faces.detector.confidence"),
+    ({"yunet": {"confidence": 1.5}}, "faces.detector.yunet.confidence"),
+    ({"yolo": {"nms": 0}}, "faces.detector.yolo.nms"),
+    ({"yolo": {"input_size": 0}}, "faces.detector.yolo.input_size"),
+    ({"yunet": {"top_k": 0}}, "faces.detector.yunet.top_k"),
     ({"min_face": 0}, "faces.detector.min_face"),
-    ({"sha256": "abc"}, "faces.detector.sha256"),
+    ({"yunet": {"sha256": "abc"}}, "faces.detector.yunet.sha256"),
     ({"treshold": 0.5}, "faces.detector"),
+    ({"yunet": {"confidance": 0.5}}, "faces.detector.yunet"),
+    ({"yolo": {"top_k": 10}}, "faces.detector.yolo"),          # a YuNet key in the YOLO block
 ])
 def test_config_errors_name_the_key(bad, key):
     with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
         D.detector_config(bad)
 
 
+def test_flat_backend_keys_say_where_they_belong():
+    with pytest.raises(ParamsError, match=r"faces\.detector: \['confidence', 'input_size'\] belong in the "
+                                          r"backend's block now: write them under faces\.detector\.yolo"):
+        D.detector_config({"backend": "yolo", "confidence": 0.1, "input_size": 96})
+
+
+def _params(params_dict, backend="yolo", weights="", crop="detector", enabled=("demo",)):
+    params_dict["faces"]["detector"]["backend"] = backend
+    params_dict["faces"]["detector"]["yolo"]["weights"] = weights
+    params_dict["sources"]["demo"]["datasets"]["demo_deepfake_and_real_images"]["crop"] = crop
+    params_dict["enabled_sources"] = list(enabled)
+    return params_dict
+
+
+@pytest.mark.parametrize("backend, weights, crop, enabled, expected", [
+    ("yolo", "", "detector", ("demo",), True),
+    ("yunet", "", "detector", ("demo",), False),          # another backend
+    ("yolo", "my/faces.pt", "detector", ("demo",), False),  # weights given
+    ("yolo", "", "whole", ("demo",), False),               # no dataset needs a detector
+    ("yolo", "", "detector", ("demo", "fake_video_images"), True),
+])
+def test_needs_trained_yolo(tmp_path, params_dict, backend, weights, crop, enabled, expected):
+    raw = _params(params_dict, backend, weights, crop, enabled)
+    if "fake_video_images" in enabled:                    # a disabled source with crop: detector
+        raw["sources"]["fake_video_images"]["options"] = {"dataset": "o/s"}
+    assert D.needs_trained_yolo(raw) is expected            # Snakemake's config: a plain mapping
+    assert D.needs_trained_yolo(load_params(write_params(tmp_path / "p.yaml", raw))) is expected
+
+
+def test_needs_trained_yolo_ignores_disabled_sources(params_dict):
+    raw = _params(params_dict, crop="whole")                 # fake_video_images has crop: detector
+    assert raw["sources"]["fake_video_images"]["datasets"]["fake_video_images"]["crop"] == "detector"
+    assert D.needs_trained_yolo(raw) is False
+
+
+def test_repository_params_keep_the_yolo_demo_settings_in_the_yolo_block(repo):
+    cfg = load_params(repo / "params.yaml").faces.detector_config()
+    assert (cfg.backend, cfg.select, cfg.min_face) == ("yolo", "first", 24)
+    assert (cfg.yolo.confidence, cfg.yolo.nms, cfg.yolo.input_size, cfg.yolo.weights) == (0.1, 0.3, 96, "")
+    assert cfg.yunet == D.YuNetSettings()                     # YuNet at its own defaults
+    assert dataclasses.replace(cfg, backend="yunet").settings.confidence == 0.6
+
+
 def test_cached_detector_is_built_once_per_config():
     a = D.cached_detector(D.detector_config({}))
     assert D.cached_detector(D.detector_config({})) is a
-    assert D.cached_detector(D.detector_config({"confidence": 0.5})) is not a
+    assert D.cached_detector(D.detector_config({"yunet": {"confidence": 0.5}})) is not a
 
 
 def test_weights_checks(tmp_path):
@@ -137,7 +226,7 @@ def test_weights_checks(tmp_path):
     with pytest.raises(FileNotFoundError):
         D.build_detector(D.detector_config({"backend": "yolo"}), tmp_path / "missing.pt")
     with pytest.raises(ValueError, match="sha256"):
-        D.build_detector(D.detector_config({"sha256": "0" * 64}))
+        D.build_detector(D.detector_config({"yunet": {"sha256": "0" * 64}}))
 
 
 @ULTRALYTICS
@@ -149,8 +238,8 @@ def test_yolo_backend_plumbing(tmp_path):
 
     weights = tmp_path / "random.pt"
     YOLO("yolov8n.yaml").save(weights)         # random init: plumbing only, not accuracy
-    det = D.build_detector(D.detector_config({"backend": "yolo", "confidence": 0.0,
-                                              "input_size": 64}), weights)
+    det = D.build_detector(D.detector_config({"backend": "yolo",
+                                              "yolo": {"confidence": 0.0, "input_size": 64}}), weights)
     dets = det.detect(skimage.data.astronaut())
     assert all(0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 512 for x0, y0, x1, y1, _ in dets)
     assert [d[4] for d in dets] == sorted((d[4] for d in dets), reverse=True)

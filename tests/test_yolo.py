@@ -173,5 +173,5 @@ def test_stage_cli(tmp_path, params_dict):
 
     from deepfake_detection.faces.detectors import build_detector, detector_config
 
-    det = build_detector(detector_config({"backend": "yolo", "input_size": 64, "min_face": 8}), out)
+    det = build_detector(detector_config({"backend": "yolo", "min_face": 8, "yolo": {"input_size": 64}}), out)
     assert isinstance(det.detect(np.zeros((128, 128, 3), np.uint8)), list)

@@ -2,17 +2,30 @@
 
 One function per published layout, registered in ``ADAPTERS`` by the ``layout`` name used in
 params.yaml. Labels are mapped explicitly from names (never from folder order: ImageFolder would
-make Fake=0). Inputs that cannot be labelled are returned as rejects, never dropped. Hidden files
-and folders (``.archives``, ``.sources`` markers, ``._*`` resource forks) and ``__MACOSX`` are not
-inputs: they are skipped, not rejected.
+make Fake=0). Every file of a dataset folder ends as a record or a reject row with its reason
+(``not_an_image`` for a stray ``.txt``, ``unknown_label``, ``outside_dataset``), never dropped.
+Hidden files and folders (``.archives``, ``.sources`` markers, ``._*`` resource forks) and
+``__MACOSX`` are not inputs: they are skipped, not rejected.
+
+Links: the dataset folder itself may be a link (the ``local`` source kind makes one; it is
+resolved once and trusted). Links *below* it are user data and are judged by where they lead:
+a link to a file or folder outside the dataset folder is rejected as ``outside_dataset`` and
+never opened; a link to a file inside is read like the file; a link to a folder inside is not
+descended (its files are listed where they really lie).
+
+A folder whose images all lack a label while a sibling folder is a class folder (``Rael/`` next
+to ``Fake/``) is a :class:`DatasetError`, not a pile of rejects: it is almost always a typo that
+would silently drop a whole class.
 
 Layouts: ``real_fake_folders`` (Kaggle real/fake folder sets), ``video_frames`` (flat frames named
 ``<video>_<frame>_<label>``), ``deepfakeface`` (DeepFakeFace's per-zip folders). OpenForensics'
-COCO files are read by the faces stage, not here. :func:`source_counts` summarises records.
+COCO files are read by the faces stage (``faces.crop``), not here. :func:`source_counts`
+summarises records.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -28,6 +41,11 @@ Adapter = Callable[[Path, str], tuple[pd.DataFrame, pd.DataFrame]]
 ADAPTERS: dict[str, Adapter] = {}
 
 
+class DatasetError(ValueError):
+    """A dataset folder that cannot be ingested at all; the message is one line naming the
+    folder or file and what to fix."""
+
+
 def register(name: str):
     def deco(fn: Adapter) -> Adapter:
         ADAPTERS[name] = fn
@@ -35,20 +53,56 @@ def register(name: str):
     return deco
 
 
-def images_under(root: Path) -> list[Path]:
-    """Every image file below ``root``, sorted for deterministic output.
+def _skipped(name: str) -> bool:
+    return name.startswith(".") or name in SKIP_DIRS
 
-    Hidden entries (a part starting with ``.``) and ``__MACOSX`` folders are skipped: they are
-    download bookkeeping or archive junk (``._x.jpg`` resource forks), never dataset images.
+
+def is_inside(root_real: Path, path: Path) -> bool:
+    """Whether ``path`` (following every link, existing or not) lies in ``root_real``
+    (an already resolved folder). Never opens ``path``."""
+    return Path(os.path.realpath(path)).is_relative_to(root_real)
+
+
+def scan(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every input file below ``root`` and the entries that cannot be inputs.
+
+    Returns (image paths, [(path, reason)]), paths relative to ``root`` in POSIX form, sorted.
+    Reasons: ``not_an_image`` (a file without an image suffix), ``outside_dataset`` (a link
+    leading out of ``root``). Hidden entries and ``__MACOSX`` are skipped; links are treated as
+    the module docstring says. Nothing is opened.
     """
-    out = []
-    for p in root.rglob("*"):
-        parts = p.relative_to(root).parts
-        if any(part.startswith(".") or part in SKIP_DIRS for part in parts):
-            continue
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-            out.append(p)
-    return sorted(out)
+    root = Path(root)
+    root_real = Path(os.path.realpath(root))
+    images, rejected = [], []
+    for dirpath, dirnames, filenames in os.walk(root):     # followlinks=False
+        here = Path(dirpath)
+        rel_dir = here.relative_to(root)
+        keep = []
+        for d in sorted(dirnames):
+            if _skipped(d):
+                continue
+            if (here / d).is_symlink():
+                if not is_inside(root_real, here / d):
+                    rejected.append(((rel_dir / d).as_posix(), "outside_dataset"))
+                continue
+            keep.append(d)
+        dirnames[:] = keep
+        for f in sorted(filenames):
+            if _skipped(f):
+                continue
+            rel = (rel_dir / f).as_posix()
+            if (here / f).is_symlink() and not is_inside(root_real, here / f):
+                rejected.append((rel, "outside_dataset"))
+            elif Path(f).suffix.lower() not in IMAGE_SUFFIXES:
+                rejected.append((rel, "not_an_image"))
+            else:
+                images.append(rel)
+    return sorted(images), sorted(rejected)
+
+
+def images_under(root: Path) -> list[Path]:
+    """Every input image below ``root`` (see :func:`scan`), sorted."""
+    return [Path(root) / rel for rel in scan(root)[0]]
 
 
 def _frames(rows: list[dict], rejects: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -61,11 +115,61 @@ def _reject(dataset: str, rel: str, reason: str) -> dict:
     return {"source": dataset, "path": rel, "annotation": "", "reason": reason}
 
 
+def _scanned(root: Path, dataset: str) -> tuple[list[str], list[dict]]:
+    images, rejected = scan(root)
+    return images, [_reject(dataset, rel, reason) for rel, reason in rejected]
+
+
+def unknown_class_folders(labelled: list[str], unlabelled: list[str],
+                          is_class: Callable[[str], bool]) -> dict[str, int]:
+    """Folders that look like misnamed class folders: {folder: number of its images}.
+
+    A folder qualifies when none of the images below it has a label, at least one has none,
+    its own name is not a class name, and a sibling folder's name is (``Rael/`` beside
+    ``Fake/``). Only the shallowest such folder of a branch is reported.
+    """
+    def folders(rel: str) -> list[str]:
+        parts = rel.split("/")[:-1]
+        return ["/".join(parts[:i + 1]) for i in range(len(parts))]
+
+    has_label = {f for rel in labelled for f in folders(rel)}
+    children: dict[str, set[str]] = {}
+    for rel in labelled + unlabelled:
+        for f in folders(rel):
+            parent, _, name = f.rpartition("/")
+            children.setdefault(parent, set()).add(name)
+    found: dict[str, int] = {}
+    for rel in unlabelled:
+        for f in folders(rel):
+            parent, _, name = f.rpartition("/")
+            if f in has_label or is_class(name):
+                continue
+            if any(is_class(sib) for sib in children[parent] if sib != name):
+                found[f] = found.get(f, 0) + 1
+                break
+    return dict(sorted(found.items()))
+
+
+def _check_class_folders(root: Path, dataset: str, rows: list[dict], rejects: list[dict],
+                         is_class: Callable[[str], bool], known: str) -> None:
+    unlabelled = [r["path"] for r in rejects if r["reason"] == "unknown_label"]
+    bad = unknown_class_folders([r["path"] for r in rows], unlabelled, is_class)
+    if bad:
+        listed = ", ".join(f"{f!r} ({n} images)" for f, n in bad.items())
+        raise DatasetError(f"dataset {dataset!r} in {root}: folder(s) {listed} sit beside class "
+                           f"folders but have no class name; rename them to one of {known} or "
+                           "move them out of the dataset folder")
+
+
 def _label_word(folder: str) -> int | None:
     """0/1 when a folder name has the word real or fake (not both), else None."""
     words = set(re.split(r"[^a-z0-9]+", folder.lower()))
     found = [LABELS[w] for w in LABELS if w in words]
     return found[0] if len(found) == 1 else None
+
+
+def _folder_label(name: str) -> int | None:
+    return LABELS[name.lower()] if name.lower() in LABELS else _label_word(name)
 
 
 @register("real_fake_folders")
@@ -76,11 +180,12 @@ def real_fake_folders(root: Path, dataset: str) -> tuple[pd.DataFrame, pd.DataFr
     whose name has exactly one of the words real/fake (``training_real``, ``Fake Images``; not
     ``real_vs_fake``); a split from an ancestor folder named like a split (Train, Validation,
     Test, ...), else empty. Each file is its own group (these Kaggle sets publish no source-image
-    ids).
+    ids). A folder of unlabelled images beside a class folder is a :class:`DatasetError`.
     """
-    rows, rejects = [], []
-    for path in images_under(root):
-        parts = [p.lower() for p in path.relative_to(root).parts[:-1]]
+    images, rejects = _scanned(root, dataset)
+    rows = []
+    for rel in images:
+        parts = [p.lower() for p in Path(rel).parts[:-1]]
         label = next((LABELS[p] for p in reversed(parts) if p in LABELS), None)
         if label is None:
             label = next((lab for lab in map(_label_word, reversed(parts)) if lab is not None), None)
@@ -90,13 +195,14 @@ def real_fake_folders(root: Path, dataset: str) -> tuple[pd.DataFrame, pd.DataFr
                 split = normalise_split(p)
             except ValueError:
                 continue
-        rel = path.relative_to(root).as_posix()
         if label is None:
             rejects.append(_reject(dataset, rel, "unknown_label"))
             continue
         rows.append({"dataset": dataset, "path": rel, "label": label, "generator": "",
                      "group": f"{dataset}:{Path(rel).with_suffix('').as_posix()}",
                      "official_split": split})
+    _check_class_folders(root, dataset, rows, rejects, lambda n: _folder_label(n) is not None,
+                         "Real or Fake (any case, or a name with exactly one of the words real, fake)")
     return _frames(rows, rejects)
 
 
@@ -113,10 +219,10 @@ def video_frames(root: Path, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     not parse is rejected as ``unknown_label``. Any folder depth is accepted; only the file name
     is read.
     """
-    rows, rejects = [], []
-    for path in images_under(root):
-        rel = path.relative_to(root).as_posix()
-        m = FRAME_NAME.match(path.stem)
+    images, rejects = _scanned(root, dataset)
+    rows = []
+    for rel in images:
+        m = FRAME_NAME.match(Path(rel).stem)
         if m is None:
             rejects.append(_reject(dataset, rel, "unknown_label"))
             continue
@@ -137,12 +243,13 @@ def deepfakeface(root: Path, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     the generator folder without its suffix (``wiki/00/1.jpg`` and ``insight/00/1.png`` are both
     ``<dataset>:00/1``), so the fakes made from one real face share its split. The generator
     folder may sit below other folders, and a repeated one (``insight/insight/``) is collapsed.
-    Images outside the four folders are rejected as ``unknown_label``.
+    Images outside the four folders are rejected as ``unknown_label``; a whole folder of them
+    beside the four (a misspelt ``insigth/``) is a :class:`DatasetError`.
     """
-    rows, rejects = [], []
-    for path in images_under(root):
-        rel_path = path.relative_to(root)
-        rel = rel_path.as_posix()
+    images, rejects = _scanned(root, dataset)
+    rows = []
+    for rel in images:
+        rel_path = Path(rel)
         parts = [p.lower() for p in rel_path.parts[:-1]]
         at = next((i for i, p in enumerate(parts) if p in DEEPFAKEFACE_FOLDERS), None)
         if at is None:
@@ -156,6 +263,8 @@ def deepfakeface(root: Path, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         generator = DEEPFAKEFACE_FOLDERS[folder]
         rows.append({"dataset": dataset, "path": rel, "label": LABELS["fake" if generator else "real"],
                      "generator": generator, "group": f"{dataset}:{stem}", "official_split": ""})
+    _check_class_folders(root, dataset, rows, rejects, lambda n: n.lower() in DEEPFAKEFACE_FOLDERS,
+                         str(sorted(DEEPFAKEFACE_FOLDERS)))
     return _frames(rows, rejects)
 
 
@@ -164,7 +273,8 @@ def adapt(layout: str, root: Path, dataset: str) -> tuple[pd.DataFrame, pd.DataF
     if layout not in ADAPTERS:
         raise ValueError(f"no adapter for layout {layout!r}; registered: {sorted(ADAPTERS)}")
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: dataset folder not found (did the download stage run?)")
+        raise DatasetError(f"dataset {dataset!r}: folder {root} not found; run the download stage or "
+                           "fix the dataset's dir in params.yaml")
     records, rejects = ADAPTERS[layout](root, dataset)
     check_columns(records, RECORD_COLUMNS, f"adapter {layout!r} records")
     check_columns(rejects, REJECT_COLUMNS, f"adapter {layout!r} rejects")

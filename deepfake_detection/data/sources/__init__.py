@@ -1,5 +1,8 @@
 """Download clients for the real datasets: Kaggle, Zenodo and the Hugging Face Hub.
 
+The ``local`` kind (:mod:`.local`) downloads nothing: it links a folder already on disk into
+``data/raw/<name>``; the download stage calls :func:`.local.link_local` for it.
+
 :func:`fetch_source` is the one entry point the ``download`` stage calls. It validates the
 ``sources.<name>.options`` mapping of params.yaml with the option dataclass of its kind, downloads
 (with resume and checksum verification), extracts archives safely into ``dest`` in the layout the
@@ -20,6 +23,7 @@ from .common import CommonOptions
 from .http import DownloadError, download
 from .huggingface import HuggingFaceOptions
 from .kaggle import KaggleOptions
+from .local import LocalOptions, link_local
 from .zenodo import ZenodoOptions
 
 FETCHERS = {
@@ -28,16 +32,20 @@ FETCHERS = {
     "huggingface": (HuggingFaceOptions, huggingface.fetch),
 }
 
-__all__ = ["fetch_source", "parse_options", "DownloadError", "FETCHERS", "CommonOptions",
-           "KaggleOptions", "ZenodoOptions", "HuggingFaceOptions", "download", "extract", "Limits"]
+# every kind's options class: the remote fetchers' and the local kind's
+OPTIONS = {**{kind: cls for kind, (cls, _) in FETCHERS.items()}, "local": LocalOptions}
+
+__all__ = ["fetch_source", "parse_options", "DownloadError", "FETCHERS", "OPTIONS", "CommonOptions",
+           "KaggleOptions", "ZenodoOptions", "HuggingFaceOptions", "LocalOptions", "link_local",
+           "download", "extract", "Limits"]
 
 
 def parse_options(name: str, kind: str, options: dict | None):
     """Validate ``sources.<name>.options`` for ``kind``; ParamsError names the bad key."""
-    if kind not in FETCHERS:
+    if kind not in OPTIONS:
         raise ParamsError(f"sources.{name}.kind: {kind!r} has no download client here; "
-                          f"use one of {sorted(FETCHERS)} (demo data is made by the demo stage)")
-    return from_dict(FETCHERS[kind][0], options or {}, f"sources.{name}.options")
+                          f"use one of {sorted(OPTIONS)} (demo data is made by the demo stage)")
+    return from_dict(OPTIONS[kind], options or {}, f"sources.{name}.options")
 
 
 def fetch_source(name: str, kind: str, options: dict, dest: Path, *,
@@ -49,6 +57,8 @@ def fetch_source(name: str, kind: str, options: dict, dest: Path, *,
     keep partial downloads across runs that wipe ``dest``. The summary lists every file with its
     size, md5, sha256 (when published) and how it was verified.
     """
+    if kind not in FETCHERS:
+        raise DownloadError(f"sources.{name}.kind: {kind!r} is not downloaded; use one of {sorted(FETCHERS)}")
     opts = parse_options(name, kind, options)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
