@@ -10,7 +10,8 @@ bootstrap, hence this module.
 Conventions (those of :mod:`.metrics`): fake is the positive class; a face is called fake when
 ``score >= threshold``; ROC-AUC counts a tie as one half (rank form, Mann-Whitney); the EER is
 interpolated along the ROC exactly as :func:`.metrics.eer` does. A resample that holds one class
-only leaves ROC-AUC and EER undefined: it is left out of their intervals (never counted as 0.5).
+only leaves ROC-AUC and EER undefined (and F1, with no fake face): it is left out of their
+intervals (never counted as 0.5 or 0).
 
 Draws come from ``numpy.random.default_rng(seed)`` in blocks of :data:`CHUNK` resamples, so the
 stream depends only on (seed, resamples, number of groups) and memory stays at CHUNK x faces.
@@ -129,7 +130,11 @@ def weighted_eer(w: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def weighted_rates(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
-    """Accuracy and F1 (zero when no true positive, as :mod:`.metrics`) of each weight row."""
+    """Accuracy and F1 of each weight row.
+
+    F1 is 0 when there is no true positive (as in :mod:`.metrics`) but NaN when the row holds no
+    fake face at all: recall is then undefined, and such a resample says nothing about F1.
+    """
     y, pred = y.astype(np.int64), pred.astype(np.int64)
     tp = w @ (y * pred)
     fp = w @ ((1 - y) * pred)
@@ -139,7 +144,7 @@ def weighted_rates(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> dict[str, 
     f1_den = 2 * tp + fp + fn
     return {
         "accuracy": correct / total,        # total >= 1: every resample draws at least one face
-        "f1": np.where(tp > 0, 2 * tp / np.maximum(f1_den, 1), 0.0),
+        "f1": np.where(tp + fn == 0, np.nan, np.where(tp > 0, 2 * tp / np.maximum(f1_den, 1), 0.0)),
     }
 
 
