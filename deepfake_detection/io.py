@@ -138,3 +138,31 @@ def write_image_rgb(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -
         raise ValueError(f"could not encode {path}")
     with atomic_path(path) as tmp:
         buf.tofile(tmp)
+
+
+class UnsafeFileError(ValueError):
+    """A torch file holding more than tensors and plain data: refused, never unpickled."""
+
+
+def load_torch(path: str | Path, what: str = "file"):
+    """``torch.load(path, weights_only=True)`` on the CPU; a crafted pickle is refused.
+
+    Models and checkpoints hold only tensors and plain dicts, lists, strings and numbers, so the
+    restricted unpickler reads them all; anything else (a class, a function such as
+    ``os.system``) raises :class:`UnsafeFileError`, one line naming the file and the object.
+    """
+    import pickle
+    import re
+
+    import torch
+
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        detail = f"it references {found.group(1)}" if found else "it holds objects other than plain data"
+        raise UnsafeFileError(
+            f"{path}: refused to load this {what}: {detail}, and only tensors and plain data are "
+            f"accepted (weights_only); re-create it with this pipeline, never load an untrusted pickle"
+        ) from None

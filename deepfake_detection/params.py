@@ -284,7 +284,9 @@ class TrainParams:
     mix: MixParams = field(default_factory=MixParams)
     select: Literal["last", "best_val_auc", "best_val_loss"] = "best_val_auc"
     threshold_rule: Literal["youden", "f1", "eer", "fixed_0.5"] = "youden"
-    seed: int = 42
+    # One training run per seed; the first is the primary model (model.pt). Evaluation reports
+    # the mean and spread over all of them beside the primary model's numbers.
+    seeds: list[int] = field(default_factory=lambda: [42])
     num_workers: int = 0
     max_batches_per_epoch: int = 0     # 0: the whole epoch (only tiny test runs set this)
 
@@ -292,6 +294,15 @@ class TrainParams:
         check(bool(self.datasets), f"{where}.datasets", "name at least one dataset to train on")
         check(self.epochs >= 1, f"{where}.epochs", f"must be >= 1, got {self.epochs}")
         check(self.batch_size >= 1, f"{where}.batch_size", f"must be >= 1, got {self.batch_size}")
+        check(bool(self.seeds), f"{where}.seeds", "list at least one seed, e.g. [42]")
+        check(all(s >= 0 for s in self.seeds), f"{where}.seeds", f"seeds must be >= 0, got {self.seeds}")
+        check(len(set(self.seeds)) == len(self.seeds), f"{where}.seeds",
+              f"seeds must be distinct, got {self.seeds}")
+
+    @property
+    def seed(self) -> int:
+        """The primary run's seed (the first of ``seeds``)."""
+        return self.seeds[0]
 
 
 @dataclass
@@ -330,9 +341,22 @@ class TestSetParams:
 
 
 @dataclass
+class BootstrapParams:
+    """Group bootstrap of the test metrics (deepfake_detection.evaluation.bootstrap)."""
+
+    resamples: int = 1000
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        check(self.resamples >= 1, f"{where}.resamples", f"must be >= 1, got {self.resamples}")
+        check(self.seed >= 0, f"{where}.seed", f"must be >= 0, got {self.seed}")
+
+
+@dataclass
 class EvaluateParams:
     test_sets: dict[str, TestSetParams]
     batch_size: int = 128
+    bootstrap: BootstrapParams = field(default_factory=BootstrapParams)
 
     def validate(self, where: str) -> None:
         check(bool(self.test_sets), f"{where}.test_sets", "define at least one test set")

@@ -17,7 +17,7 @@ def _data(n=96, seed=0):
 
 
 def _cfg(**kw):
-    base = {"datasets": ["d"], "epochs": 3, "batch_size": 16, "seed": 1,
+    base = {"datasets": ["d"], "epochs": 3, "batch_size": 16, "seeds": [1],
             "optimizer": {"name": "adam", "lr": 0.01}}
     base.update(kw)
     return from_dict(TrainParams, base, "train")
@@ -93,3 +93,27 @@ def test_loss_fn_hard_soft_and_bce_agree_with_torch():
     assert torch.allclose(loss_fn(logits, y.float()), torch.nn.functional.cross_entropy(logits, y))
     one = torch.tensor([[0.3], [-2.0]])
     assert torch.allclose(loss_fn(one, y), torch.nn.functional.binary_cross_entropy_with_logits(one[:, 0], y.float()))
+
+
+def test_seed_argument_replaces_the_first_of_seeds(tmp_path):
+    rt = Runtime.for_device(torch.device("cpu"))
+
+    def run(cfg, **kw):
+        torch.manual_seed(0)
+        return fit(_model(), *_loaders(), cfg, rt, None, "h", roc_auc, log=lambda m: None, **kw).val_scores
+
+    default = run(_cfg(epochs=1, seeds=[1, 2]))
+    np.testing.assert_array_equal(default, run(_cfg(epochs=1, seeds=[7]), seed=1))
+    assert not np.array_equal(default, run(_cfg(epochs=1, seeds=[1, 2]), seed=2))
+
+
+def test_checkpoint_holds_only_plain_data(tmp_path):
+    # Every optimizer and scheduler kind writes a checkpoint that weights_only loading accepts.
+    rt = Runtime.for_device(torch.device("cpu"))
+    for opt, sch in (("adam", "step"), ("sgd", "cosine"), ("adamw", "none")):
+        ckpt = tmp_path / f"{opt}.pt"
+        cfg = _cfg(epochs=1, optimizer={"name": opt, "lr": 0.01}, scheduler={"name": sch})
+        fit(_model(), *_loaders(), cfg, rt, ckpt, "h", roc_auc, log=lambda m: None)
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        assert state["epoch"] == 1 and state["config_hash"] == "h"
+        assert isinstance(state["generator"], torch.Tensor) and isinstance(state["torch_rng"], torch.Tensor)

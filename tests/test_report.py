@@ -6,17 +6,24 @@ import json
 
 import pytest
 
+import pandas as pd
+
+from deepfake_detection.evaluation.bootstrap import bootstrap_intervals, paired_auc_test
 from deepfake_detection.evaluation.metrics import binary_metrics
 from deepfake_detection.evaluation.report import (
     PUBLISHED_TITLE,
     ROW_KEYS,
     collect_metrics,
     leaderboard_markdown,
+    paired_comparisons,
+    read_scores,
 )
 
 
 def _row(variant, test_set, y, s):
-    return {"variant": variant, "test_set": test_set, **binary_metrics(y, s, 0.5)}
+    # One group per face: a perfectly separated set has every interval collapsed on its value.
+    return {"variant": variant, "test_set": test_set, **binary_metrics(y, s, 0.5),
+            **bootstrap_intervals(y, s, list(range(len(y))), 0.5, resamples=100, seed=0)}
 
 
 Y = [0, 0, 1, 1]
@@ -40,15 +47,16 @@ def _table_rows(md: str, heading: str) -> list[str]:
 def test_sorted_by_roc_auc_none_last_one_table_per_test_set():
     md = leaderboard_markdown([ONE_CLASS, WEAK, OTHER, STRONG])
     assert md.index("## Test set `test`") < md.index("## Test set `test_challenge`")
-    header = ("| variant | n | accuracy | precision | recall | f1 | roc_auc | pr_auc | eer "
+    header = ("| variant | n | n_groups | accuracy | precision | recall | f1 | roc_auc | pr_auc | eer "
               "| log_loss | threshold |")
     assert md.count(header) == 2
     rows = _table_rows(md, "## Test set `test`\n")
     assert [r.split(" | ")[0] for r in rows] == ["| strong", "| weak", "| oneclass"]
-    assert rows[0] == ("| strong | 4 | 1.0000 | 1.0000 | 1.0000 | 1.0000 | 1.0000 | 1.0000 "
-                       "| 0.0000 | 0.1976 | 0.5000 |")
+    assert rows[0] == ("| strong | 4 | 4 | 1.0000 (1.000-1.000) | 1.0000 | 1.0000 | 1.0000 (1.000-1.000) "
+                       "| 1.0000 (1.000-1.000) | 1.0000 | 0.0000 (0.000-0.000) | 0.1976 | 0.5000 |")
     # log_loss above: -(ln .9 + ln .8 + ln .7 + ln .9) / 4 = 0.1976
     assert "| n/a | n/a | n/a |" in rows[2]
+    assert "vs best" not in md and "Spread over training seeds" not in md
     assert len(_table_rows(md, "## Test set `test_challenge`\n")) == 1
     assert PUBLISHED_TITLE not in md
 
@@ -87,3 +95,57 @@ def test_collect_metrics_reads_and_names_bad_files(tmp_path):
     listed.write_text("[1, 2]")
     with pytest.raises(ValueError, match="list.json.*object"):
         collect_metrics([listed])
+
+
+def _scores(y, s, groups=("g1", "g1", "g2", "g2")):
+    return pd.DataFrame({"face_id": ["a", "b", "c", "d"], "group": list(groups), "label": y, "score": s})
+
+
+def test_paired_comparisons_follow_the_ranking_and_mark_vs_best():
+    scores = {"weak": _scores(Y, [0.1, 0.6, 0.4, 0.8]), "strong": _scores(Y, [0.1, 0.2, 0.7, 0.9])}
+    pairs = paired_comparisons([WEAK, STRONG], lambda v, t: scores[v].sample(frac=1, random_state=1),
+                               resamples=50, seed=0)
+    expected = paired_auc_test(Y, [0.1, 0.2, 0.7, 0.9], [0.1, 0.6, 0.4, 0.8], ["g1", "g1", "g2", "g2"], 50, 0)
+    assert pairs == [{"test_set": "test", "a": "strong", "b": "weak",
+                      **{k: expected[k] for k in ("diff", "ci_low", "ci_high", "p_value", "significant")}}]
+    assert pairs[0]["diff"] == 0.25
+    hand = [{"test_set": "test", "a": "strong", "b": "weak", "diff": 0.25, "ci_low": -0.1, "ci_high": 0.5,
+             "p_value": 0.4, "significant": False},
+            {"test_set": "test", "a": "strong", "b": "oneclass", "diff": None, "ci_low": None,
+             "ci_high": None, "p_value": None, "significant": False}]
+    md = leaderboard_markdown([WEAK, STRONG, ONE_CLASS], pairs=hand)
+    rows = _table_rows(md, "## Test set `test`\n")[:3]
+    assert [r.rsplit(" | ", 1)[1] for r in rows] == ["best |", "not different (p 0.400) |", "n/a |"]
+    assert _table_rows(md, "Paired ROC-AUC differences")[:2] == [
+        "| strong | weak | 0.2500 | -0.100 to 0.500 | 0.4000 | no |",
+        "| strong | oneclass | n/a | n/a | n/a | no |"]
+    significant = [dict(hand[0], ci_low=0.05, p_value=0.01, significant=True)]
+    assert "| worse (p 0.010) |" in leaderboard_markdown([WEAK, STRONG], pairs=significant)
+
+
+def test_paired_comparisons_refuse_mismatched_faces(tmp_path):
+    scores = {"weak": _scores(Y, [0.1, 0.6, 0.4, 0.8]), "strong": _scores(Y, [0.1, 0.2, 0.7, 0.9]).iloc[:3]}
+    with pytest.raises(ValueError, match="test: strong vs weak: the two variants were scored on different faces"):
+        paired_comparisons([WEAK, STRONG], lambda v, t: scores[v], 10, 0)
+    regrouped = {"weak": _scores(Y, [0.1, 0.6, 0.4, 0.8], groups=("g1", "g2", "g2", "g2")),
+                 "strong": scores["weak"]}
+    with pytest.raises(ValueError, match="different labels or groups"):
+        paired_comparisons([WEAK, STRONG], lambda v, t: regrouped[v], 10, 0)
+    old = tmp_path / "old_scores.csv"
+    old.write_text("face_id,label,score\na,0,0.1\n")
+    with pytest.raises(ValueError, match=r"old_scores.csv: missing columns \['group'\]"):
+        read_scores(old)
+    good = tmp_path / "scores.csv"
+    _scores(Y, [0.1, 0.6, 0.4, 0.8], groups=("007", "007", "8", "8")).to_csv(good, index=False)
+    assert read_scores(good)["group"].tolist() == ["007", "007", "8", "8"]   # names kept as text
+
+
+def test_seed_spread_section():
+    spread = {"n_seeds": 3, "roc_auc_seed_mean": 0.9, "roc_auc_seed_std": 0.1, "roc_auc_seed_min": 0.8,
+              "roc_auc_seed_max": 1.0, "accuracy_seed_mean": 0.75, "accuracy_seed_std": 0.05,
+              "accuracy_seed_min": 0.7, "accuracy_seed_max": 0.8, "eer_seed_mean": 0.1,
+              "eer_seed_std": 0.0, "eer_seed_min": 0.1, "eer_seed_max": 0.1}
+    md = leaderboard_markdown([{**STRONG, **spread}, {**WEAK, "n_seeds": 1}])
+    assert _table_rows(md, "## Spread over training seeds") == [
+        "| test | strong | 3 | 0.9000 | 0.1000 | 0.8000 | 1.0000 | 0.7500 | 0.0500 | 0.7000 | 0.8000 "
+        "| 0.1000 | 0.0000 | 0.1000 | 0.1000 |"]

@@ -3,6 +3,11 @@
 Input rows are the per-(variant, test set) metrics JSON files written by ``evaluate``; output is
 one deterministic markdown document (no timestamps, no paths), so a diff in review shows only
 changed numbers.
+
+Every ranked number carries its 95% group-bootstrap interval, and each test set's variants are
+compared pairwise by a paired group bootstrap of the ROC-AUC difference on the same faces
+(:func:`paired_comparisons`, from the per-face scores files): the ``vs best`` column says
+whether a variant is distinguishable from the top one, so noise is not read as a ranking.
 """
 
 from __future__ import annotations
@@ -10,13 +15,20 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Iterable
+from itertools import combinations
+from typing import Callable, Iterable
 
+import pandas as pd
+
+from deepfake_detection.evaluation.bootstrap import CI_KEYS, CI_METRICS, paired_auc_test
 from deepfake_detection.evaluation.metrics import METRIC_KEYS
 
-ROW_KEYS = ("variant", "test_set", *METRIC_KEYS)
-TABLE_COLUMNS = ("n", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "eer",
-                 "log_loss", "threshold")
+ROW_KEYS = ("variant", "test_set", *METRIC_KEYS, *CI_KEYS)
+TABLE_COLUMNS = ("n", "n_groups", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
+                 "eer", "log_loss", "threshold")
+SCORE_COLUMNS = ("face_id", "group", "label", "score")
+PAIR_KEYS = ("test_set", "a", "b", "diff", "ci_low", "ci_high", "p_value", "significant")
+SEED_COLUMNS = ("roc_auc", "accuracy", "eer")
 PUBLISHED_TITLE = "Published numbers (the reports' own, full data, GPU)"
 _PUBLISHED_ID = ("variant", "report", "dataset", "test_set")
 # Published metrics are shown in this order first; any other name (fid, ...) follows, sorted.
@@ -82,13 +94,106 @@ def _published_metrics(entry: dict) -> dict:
     return {k: v for k, v in entry.items() if k not in _PUBLISHED_ID and k != "description"}
 
 
-def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None) -> str:
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """A per-face scores CSV written by ``evaluate`` (face_id, group, label, score)."""
+    path = Path(path)
+    frame = pd.read_csv(path, dtype={"face_id": str, "group": str}, keep_default_na=False)
+    missing = [c for c in SCORE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; re-run evaluate, which writes "
+                         f"{list(SCORE_COLUMNS)}")
+    return frame
+
+
+def _aligned(a: pd.DataFrame, b: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The two variants' scores on the same faces, one row per face (sorted by face_id)."""
+    if set(a["face_id"]) != set(b["face_id"]) or a["face_id"].duplicated().any() \
+            or b["face_id"].duplicated().any():
+        raise ValueError(f"{where}: the two variants were scored on different faces; re-run "
+                         f"evaluate for both")
+    both = a.merge(b, on="face_id", suffixes=("_a", "_b")).sort_values("face_id", kind="mergesort")
+    if not ((both["label_a"] == both["label_b"]).all() and (both["group_a"] == both["group_b"]).all()):
+        raise ValueError(f"{where}: the same faces carry different labels or groups in the two "
+                         f"scores files; re-run evaluate for both")
+    return both
+
+
+def paired_comparisons(rows: list[dict], scores: Callable[[str, str], pd.DataFrame],
+                       resamples: int, seed: int) -> list[dict]:
+    """Paired group-bootstrap ROC-AUC tests between every two variants of each test set.
+
+    ``scores(variant, test_set)`` returns that variant's per-face scores. Within a test set the
+    variants are taken in leaderboard order, so ``a`` ranks above ``b`` and ``diff`` =
+    ROC-AUC(a) - ROC-AUC(b) is normally >= 0. Returns dicts with :data:`PAIR_KEYS`.
+    """
+    out = []
+    for test_set in sorted({str(r["test_set"]) for r in rows}):
+        ranked = [str(r["variant"]) for r in sorted(
+            (r for r in rows if str(r["test_set"]) == test_set), key=_auc_order)]
+        for a, b in combinations(ranked, 2):
+            both = _aligned(scores(a, test_set), scores(b, test_set), f"{test_set}: {a} vs {b}")
+            test = paired_auc_test(both["label_a"].to_numpy(), both["score_a"].to_numpy(),
+                                   both["score_b"].to_numpy(), both["group_a"].to_numpy(),
+                                   resamples, seed)
+            out.append({"test_set": test_set, "a": a, "b": b,
+                        **{k: test[k] for k in PAIR_KEYS[3:]}})
+    return out
+
+
+def _with_ci(row: dict, metric: str) -> str:
+    value = _fmt(row.get(metric))
+    lo, hi = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
+    if metric not in CI_METRICS or lo is None or hi is None:
+        return value
+    return f"{value} ({lo:.3f}-{hi:.3f})"
+
+
+def _vs_best(variant: str, best: str, pairs: dict) -> str:
+    if variant == best:
+        return "best"
+    pair = pairs.get((best, variant))
+    if pair is None or pair["diff"] is None:
+        return "n/a"
+    mark = "worse" if pair["significant"] else "not different"
+    return f"{mark} (p {pair['p_value']:.3f})"
+
+
+def _pair_table(pairs: list[dict]) -> list[str]:
+    body = [[_cell(p["a"]), _cell(p["b"]), _fmt(p["diff"]),
+             "n/a" if p["ci_low"] is None else f"{p['ci_low']:.3f} to {p['ci_high']:.3f}",
+             _fmt(p["p_value"]), "yes" if p["significant"] else "no"] for p in pairs]
+    return _table(["a", "b", "roc_auc a - b", "95% CI", "p", "significant"], body, numeric_from=2)
+
+
+def _seed_section(rows: list[dict]) -> list[str]:
+    chosen = sorted((r for r in rows if (r.get("n_seeds") or 1) > 1),
+                    key=lambda r: (str(r["test_set"]), str(r["variant"])))
+    if not chosen:
+        return []
+    header = ["test_set", "variant", "seeds"]
+    for metric in SEED_COLUMNS:
+        header += [f"{metric} mean", "std", "min", "max"]
+    body = [[_cell(str(r["test_set"])), _cell(str(r["variant"])), str(r["n_seeds"])]
+            + [_fmt(r.get(f"{m}_seed_{stat}")) for m in SEED_COLUMNS for stat in ("mean", "std", "min", "max")]
+            for r in chosen]
+    return ["", "## Spread over training seeds", "",
+            "Each seed's model is scored with the threshold from its own validation scores; the "
+            "tables above show the first seed (the primary model). std: sample standard deviation.",
+            ""] + _table(header, body, numeric_from=2)
+
+
+def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None,
+                         pairs: list[dict] | None = None) -> str:
     """Markdown: one table per test set (sorted by name), variants by ROC-AUC descending.
 
     Variants whose ROC-AUC is None (one class in the test set) come last; ties are broken by
-    variant name. ``published`` entries (``variant``, ``report``, ``dataset``, ``test_set``
-    and either a ``metrics`` mapping or flat metric keys) follow in a separate table, sorted
-    by variant, test set, report and dataset; a blank cell there means "not reported".
+    variant name. Accuracy, f1, roc_auc and eer show their 95% group-bootstrap interval in
+    brackets. ``pairs`` (from :func:`paired_comparisons`) add a ``vs best`` column and a table of
+    every paired ROC-AUC difference under each test set. Rows of variants trained under several
+    seeds add a spread table. ``published`` entries (``variant``, ``report``, ``dataset``,
+    ``test_set`` and either a ``metrics`` mapping or flat metric keys) follow in a separate
+    table, sorted by variant, test set, report and dataset; a blank cell there means "not
+    reported".
     """
     for i, row in enumerate(rows):
         for key in ("variant", "test_set"):
@@ -99,16 +204,33 @@ def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None) 
         "",
         "Scores are P(fake); fake is the positive class. `threshold` was chosen on validation "
         "data; accuracy, precision, recall and f1 call a face fake when `score >= threshold`. "
-        "`n/a`: undefined (one class only in the test set).",
+        "`n/a`: undefined (one class only in the test set). In brackets: 95% percentile "
+        "intervals from a bootstrap that resamples whole groups (scenes, videos, identities; "
+        "`n_groups` of them), since faces of one group are not independent.",
     ]
+    if pairs is not None:
+        lines += ["", "`vs best`: a paired group bootstrap of the ROC-AUC difference from the top "
+                  "variant on the same faces; `not different` means its 95% interval contains 0, so "
+                  "the ranking between the two is not supported by this test set."]
+    by_pair = {(p["a"], p["b"]): p for p in pairs or []}
     for test_set in sorted({str(r["test_set"]) for r in rows}):
         chosen = sorted((r for r in rows if str(r["test_set"]) == test_set), key=_auc_order)
-        body = [[_cell(str(r["variant"]))] + [_fmt(r.get(c)) for c in TABLE_COLUMNS]
-                for r in chosen]
+        columns = list(TABLE_COLUMNS) + (["vs best"] if pairs is not None else [])
+        body = []
+        for r in chosen:
+            cells = [_cell(str(r["variant"]))] + [_with_ci(r, c) for c in TABLE_COLUMNS]
+            if pairs is not None:
+                cells.append(_vs_best(str(r["variant"]), str(chosen[0]["variant"]), by_pair))
+            body.append(cells)
         lines += ["", f"## Test set `{test_set}`", ""]
-        lines += _table(["variant", *TABLE_COLUMNS], body, numeric_from=1)
+        lines += _table(["variant", *columns], body, numeric_from=1)
+        here = [p for p in pairs or [] if p["test_set"] == test_set]
+        if here:
+            lines += ["", "Paired ROC-AUC differences (same faces, same resampled groups):", ""]
+            lines += _pair_table(here)
     if not rows:
         lines += ["", "No metrics yet."]
+    lines += _seed_section(rows)
 
     if published:
         names = {k for p in published for k in _published_metrics(p)}

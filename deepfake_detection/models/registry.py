@@ -47,9 +47,22 @@ def fake_probability(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=1)[:, 1]
 
 
+MODEL_FILE_KEYS = ("state_dict", "builder", "kwargs", "normalize", "input_size", "augment")
+
+
 def load_trained_model(path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild a model saved by the train stage; returns (model in eval mode, its metadata)."""
-    meta = torch.load(path, map_location="cpu", weights_only=False)
+    """Rebuild a model saved by the train stage; returns (model in eval mode, its metadata).
+
+    The file is read with ``weights_only=True`` (:func:`deepfake_detection.io.load_torch`): a
+    file holding anything but tensors and plain data raises ``UnsafeFileError`` naming it.
+    """
+    from ..io import load_torch
+
+    meta = load_torch(path, "model file")
+    missing = [k for k in MODEL_FILE_KEYS if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise ValueError(f"{path}: not a model file written by the train stage (missing {missing}); "
+                         f"re-run train")
     kwargs = dict(meta["kwargs"])
     if "pretrained" in kwargs:
         kwargs["pretrained"] = False   # the saved state_dict replaces them: never fetch weights here

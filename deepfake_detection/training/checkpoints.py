@@ -1,7 +1,9 @@
 """Resumable training checkpoints, written atomically and tied to a config hash.
 
 A checkpoint written under another configuration is ignored (with a message), so editing a
-variant's params never resumes a run that belongs to the old values.
+variant's params never resumes a run that belongs to the old values. A checkpoint holds only
+tensors and plain data (RNG states as tensors) and is read with ``weights_only=True``: one that
+holds anything else is refused with an error naming it, never unpickled.
 """
 
 from __future__ import annotations
@@ -10,9 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-import torch
-
-from ..io import save_torch
+from ..io import UnsafeFileError, load_torch, save_torch
 
 
 def config_hash(obj) -> str:
@@ -25,16 +25,22 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path, expected_hash: str) -> dict | None:
-    """The saved state if ``path`` exists and belongs to ``expected_hash``, else None."""
+    """The saved state if ``path`` exists and belongs to ``expected_hash``, else None.
+
+    An unreadable file (truncated by a killed run) is ignored; one holding objects other than
+    tensors and plain data raises :class:`~deepfake_detection.io.UnsafeFileError`.
+    """
     path = Path(path)
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_torch(path, "checkpoint")
+    except UnsafeFileError:
+        raise
     except Exception as exc:  # a truncated file from a killed run: start over
-        print(f"train: ignoring unreadable checkpoint {path}: {exc}")
+        print(f"train: ignoring unreadable checkpoint {path}: {str(exc).splitlines()[0]}")
         return None
-    if state.get("config_hash") != expected_hash:
+    if not isinstance(state, dict) or state.get("config_hash") != expected_hash:
         print(f"train: ignoring checkpoint {path}: it was written for another configuration")
         return None
     return state

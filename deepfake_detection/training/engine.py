@@ -166,13 +166,19 @@ def _selection_value(select: str, val_auc: float | None, val_loss: float) -> flo
 
 
 def fit(model: nn.Module, train_loader, val_loader, cfg, rt: Runtime, checkpoint: Path | None,
-        config_hash: str, auc_fn, log=print) -> FitResult:
-    """Train for ``cfg.epochs`` epochs, resuming from ``checkpoint`` when it matches the config."""
+        config_hash: str, auc_fn, log=print, seed: int | None = None) -> FitResult:
+    """Train for ``cfg.epochs`` epochs, resuming from ``checkpoint`` when it matches the config.
+
+    ``seed`` (default: ``cfg.seed``, the first of ``cfg.seeds``) drives mixing and the shuffle
+    order. The checkpoint holds only tensors and plain data, so it loads with
+    ``weights_only=True``.
+    """
+    seed = cfg.seed if seed is None else seed
     rt.place(model)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer)
     scheduler = make_scheduler(optimizer, cfg.scheduler, cfg.epochs)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(seed)
     result, start_epoch, best_value = FitResult(), 1, -math.inf
     state = load_checkpoint(checkpoint, config_hash) if checkpoint else None
     if state is not None:
@@ -180,6 +186,8 @@ def fit(model: nn.Module, train_loader, val_loader, cfg, rt: Runtime, checkpoint
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         result.history, result.best_epoch = state["history"], state["best_epoch"]
@@ -189,7 +197,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg, rt: Runtime, checkpoint
     for epoch in range(start_epoch, cfg.epochs + 1):
         if getattr(train_loader, "generator", None) is not None:
             # The shuffle order is a function of (seed, epoch), so a resumed run replays it.
-            train_loader.generator.manual_seed(cfg.seed * 100_003 + epoch)
+            train_loader.generator.manual_seed(seed * 100_003 + epoch)
         lr = optimizer.param_groups[0]["lr"]
         tr = train_one_epoch(model, train_loader, optimizer, rt, scaler, cfg.mix, gen, cfg.max_batches_per_epoch)
         y_val, s_val, val_loss = predict(model, val_loader, rt)
@@ -213,6 +221,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg, rt: Runtime, checkpoint
                 "config_hash": config_hash, "epoch": epoch, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
                 "history": result.history, "best_epoch": result.best_epoch,
                 "best_state": result.best_state, "best_value": best_value})

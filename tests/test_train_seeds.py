@@ -1,0 +1,127 @@
+"""train -> evaluate -> report on a tiny prepared set: seed repeats, intervals, paired tests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepfake_detection.evaluation.bootstrap import CI_KEYS
+from stages import evaluate as evaluate_stage
+from stages import report as report_stage
+from stages import train as train_stage
+from tests.conftest import write_params
+
+SPLITS = [("train", 32), ("val", 16), ("test_dev", 24)]
+
+
+def _prepared(root):
+    rng = np.random.default_rng(0)
+    n = sum(k for _, k in SPLITS)
+    labels = np.arange(n) % 2
+    images = rng.integers(0, 120, (n, 16, 16, 3), dtype=np.uint8)
+    images[labels == 1, :, :, 0] += 100           # learnable: fakes are redder
+    split = np.concatenate([[name] * k for name, k in SPLITS])
+    root.mkdir()
+    np.save(root / "images.npy", images)
+    pd.DataFrame({"face_id": [f"f{i:03d}" for i in range(n)], "path": [f"x/{i}.png" for i in range(n)],
+                  "label": labels, "source": "demo_openforensics", "generator": "",
+                  "group": [f"scene{i // 4}" for i in range(n)], "official_split": split,
+                  "split": split, "row": np.arange(n)}).to_csv(root / "index.csv", index=False)
+    return root
+
+
+def _params(tmp_path, params_dict, seeds, name="params.yaml"):
+    params_dict["train"].update({"epochs": 1, "batch_size": 8, "seeds": seeds})
+    tiny = {"model": {"builder": "custom_cnn", "kwargs": {"widths": [4, 8], "hidden": 16}}}
+    params_dict["variants"] = {"cnn_a": tiny, "cnn_b": {**tiny, "train": {"optimizer": {"lr": 0.003}}}}
+    params_dict["evaluate"]["test_sets"] = {"test_dev": {"dataset": "demo_openforensics", "split": "test_dev"}}
+    params_dict["evaluate"]["bootstrap"] = {"resamples": 60, "seed": 3}
+    return write_params(tmp_path / name, params_dict)
+
+
+def _train(params, prepared, out, variant):
+    train_stage.main(["--params", str(params), "--variant", variant, "--prepared", str(prepared),
+                      "--model", str(out / variant / "model.pt"),
+                      "--val-scores", str(out / variant / "val_scores.csv"),
+                      "--seed-models", str(out / variant / "seeds"),
+                      "--metrics", str(out / "train" / f"{variant}.json"),
+                      "--history", str(out / "history" / f"{variant}.csv"), "--device", "cpu"])
+
+
+def _evaluate(params, prepared, out, variant):
+    evaluate_stage.main(["--params", str(params), "--variant", variant, "--test-set", "test_dev",
+                         "--prepared", str(prepared), "--model", str(out / variant / "model.pt"),
+                         "--val-scores", str(out / variant / "val_scores.csv"),
+                         "--seed-models", str(out / variant / "seeds"),
+                         "--metrics", str(out / "eval" / variant / "test_dev.json"),
+                         "--scores", str(out / "scores" / variant / "test_dev_scores.csv"),
+                         "--roc", str(out / "roc" / f"{variant}.csv"), "--device", "cpu"])
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory):
+    import copy
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    tmp = tmp_path_factory.mktemp("seeds")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    prepared = _prepared(tmp / "prepared")
+    one = _params(tmp, copy.deepcopy(raw), [3], "one.yaml")
+    two = _params(tmp, copy.deepcopy(raw), [3, 5], "two.yaml")
+    _train(one, prepared, tmp / "one", "cnn_a")
+    for variant in ("cnn_a", "cnn_b"):
+        _train(two, prepared, tmp / "two", variant)
+        _evaluate(two, prepared, tmp / "two", variant)
+    _evaluate(one, prepared, tmp / "one", "cnn_a")
+    report_stage.main(["--params", str(two), "--metrics-root", str(tmp / "two" / "eval"),
+                       "--scores-root", str(tmp / "two" / "scores"), "--out", str(tmp / "leaderboard.md")])
+    return tmp
+
+
+def test_primary_model_is_the_first_seed_and_further_seeds_are_listed(two_seeds):
+    one = torch.load(two_seeds / "one" / "cnn_a" / "model.pt", weights_only=True)
+    two = torch.load(two_seeds / "two" / "cnn_a" / "model.pt", weights_only=True)
+    assert one["seed"] == two["seed"] == 3
+    assert all(torch.equal(one["state_dict"][k], two["state_dict"][k]) for k in one["state_dict"])
+    assert json.loads((two_seeds / "two" / "cnn_a" / "seeds" / "seeds.json").read_text()) == {"seeds": [5]}
+    extra = torch.load(two_seeds / "two" / "cnn_a" / "seeds" / "seed_5" / "model.pt", weights_only=True)
+    assert extra["seed"] == 5
+    assert sorted(p.name for p in (two_seeds / "one" / "cnn_a" / "seeds").iterdir()) == ["seeds.json"]
+    assert json.loads((two_seeds / "one" / "cnn_a" / "seeds" / "seeds.json").read_text()) == {"seeds": []}
+
+
+def test_train_metrics_report_the_seed_spread(two_seeds):
+    one = json.loads((two_seeds / "one" / "train" / "cnn_a.json").read_text())
+    two = json.loads((two_seeds / "two" / "train" / "cnn_a.json").read_text())
+    assert one["seeds"] == [3] and two["seeds"] == [3, 5] and two["n_seeds"] == 2
+    assert one["val_roc_auc_seed_mean"] == one["val_roc_auc_seed_min"] == one["val_roc_auc"]
+    assert one["val_roc_auc_seed_std"] is None
+    assert two["val_roc_auc"] == one["val_roc_auc"]               # the primary run is unchanged
+    assert two["val_loss_seed_min"] <= two["val_loss"] <= two["val_loss_seed_max"]
+
+
+def test_evaluate_writes_intervals_groups_and_seed_spread(two_seeds):
+    metrics = json.loads((two_seeds / "two" / "eval" / "cnn_a" / "test_dev.json").read_text())
+    assert set(CI_KEYS) <= set(metrics)
+    assert metrics["n_groups"] == 6 and metrics["bootstrap_resamples"] == 60 and metrics["bootstrap_seed"] == 3
+    assert metrics["roc_auc_ci_low"] <= metrics["roc_auc"] <= metrics["roc_auc_ci_high"]
+    assert metrics["n_seeds"] == 2 and metrics["roc_auc_seed_std"] is not None
+    scores = pd.read_csv(two_seeds / "two" / "scores" / "cnn_a" / "test_dev_scores.csv")
+    assert list(scores.columns) == ["face_id", "group", "label", "score"]
+    assert scores["group"].nunique() == 6 and len(scores) == 24
+    single = json.loads((two_seeds / "one" / "eval" / "cnn_a" / "test_dev.json").read_text())
+    assert single["n_seeds"] == 1 and single["roc_auc_seed_mean"] == single["roc_auc"]
+    assert {k: single[k] for k in CI_KEYS} == {k: metrics[k] for k in CI_KEYS}   # same model, same data
+
+
+def test_leaderboard_marks_the_paired_test_and_the_seed_spread(two_seeds):
+    md = (two_seeds / "leaderboard.md").read_text()
+    assert "| vs best |" in md and "| best |" in md
+    assert "Paired ROC-AUC differences" in md and "## Spread over training seeds" in md
