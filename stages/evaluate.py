@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deepfake_detection.runtime import set_offline_defaults
+from deepfake_detection.runtime import set_offline_defaults, stage_main
 
 set_offline_defaults()
 
@@ -37,6 +37,7 @@ def thin_roc(fpr: np.ndarray, tpr: np.ndarray, n: int = ROC_POINTS) -> pd.DataFr
     return pd.DataFrame({"fpr": grid.round(4), "tpr": tpr[np.clip(idx, 0, len(tpr) - 1)].round(4)})
 
 
+@stage_main("evaluate")
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")

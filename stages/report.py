@@ -9,8 +9,10 @@ from pathlib import Path
 from deepfake_detection.evaluation.report import collect_metrics, leaderboard_markdown
 from deepfake_detection.io import write_text
 from deepfake_detection.params import load_params
+from deepfake_detection.runtime import stage_main
 
 
+@stage_main("report")
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")

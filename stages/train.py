@@ -14,7 +14,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from deepfake_detection.runtime import set_offline_defaults
+from deepfake_detection.runtime import set_offline_defaults, stage_main
 
 set_offline_defaults()
 
@@ -51,6 +51,7 @@ def loaders(images, index, cfg, device_type: str):
     return train, val, index.loc[val_rows, "face_id"].to_numpy()
 
 
+@stage_main("train")
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
