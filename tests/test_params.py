@@ -9,7 +9,7 @@ import pytest
 
 from deepfake_detection.model_specs import FACTORY_ARGS, builder_specs
 from deepfake_detection.params import ParamsError, load_params
-from tests.conftest import REPO, write_params
+from tests.conftest import REPO, enable_trained_yolo, write_params
 
 
 def test_repository_params_load(repo):
@@ -137,12 +137,7 @@ RULE = "faces.detector.backend is yolo, faces.detector.weights is empty and it h
 
 
 def _yolo(d):
-    """The demo's folder set cropped by the YOLO the pipeline trains: a consistent params set."""
-    d["sources"]["demo"]["datasets"]["demo_deepfake_and_real_images"]["crop"] = "detector"
-    d["faces"]["detector"]["backend"] = "yolo"
-    d["face_stages"] = {"faces": [], "faces_yolo": ["demo"]}
-    d["face_detectors"] = {"yolo": {"source": "demo", "coco_subdir": "openforensics", "train_split": "Train",
-                                    "eval_split": "Test-Dev", "epochs": 1, "imgsz": 64}}
+    enable_trained_yolo(d, epochs=1, imgsz=64)
 
 
 def test_repository_params_train_no_detector(repo):

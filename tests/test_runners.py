@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from deepfake_detection.stagedeps import code_deps, is_code, rewrite_dvc_yaml
-from tests.conftest import write_params
+from tests.conftest import enable_trained_yolo, write_params
 
 BIN = Path(sys.executable).parent
 
@@ -95,22 +95,12 @@ def _copy_repo(src: Path, dst: Path) -> Path:
     return dst
 
 
-def yolo_params(params: dict) -> dict:
-    """The demo with its folder set cropped by the YOLO the pipeline trains (a tiny one)."""
-    params["sources"]["demo"]["datasets"]["demo_deepfake_and_real_images"]["crop"] = "detector"
-    params["faces"]["detector"]["backend"] = "yolo"
-    params["face_stages"] = {"faces": [], "faces_yolo": ["demo"]}
-    params["face_detectors"] = {"yolo": {"source": "demo", "coco_subdir": "openforensics",
-                                         "train_split": "Train", "eval_split": "Test-Dev", "epochs": 1}}
-    return params
-
-
 @pytest.fixture(scope="module", params=["repository", "yolo"])
 def graphs(request, repo, tmp_path_factory):
     root = repo
     if request.param == "yolo":
         root = _copy_repo(repo, tmp_path_factory.mktemp("yolo_repo"))
-        write_params(root / "params.yaml", yolo_params(yaml.safe_load((repo / "params.yaml").read_text())))
+        write_params(root / "params.yaml", enable_trained_yolo(yaml.safe_load((repo / "params.yaml").read_text())))
     return request.param, root, dvc_jobs(root), smk_jobs(root)
 
 
