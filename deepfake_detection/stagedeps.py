@@ -113,15 +113,22 @@ def _stage_blocks(lines: list[str]) -> list[tuple[str, int, int]]:
 
 
 def rewrite_dvc_yaml(text: str, root: Path = ROOT) -> str:
-    """``text`` with each stage's code deps replaced by its import closure (data deps kept)."""
+    """``text`` with each stage's code deps replaced by its import closure (data deps kept).
+
+    A stage's deps are the block-style ``- path`` lines right after its ``deps:`` line; code
+    entries (stages/, deepfake_detection/) are dropped and the closure is written first.
+    """
     lines = text.splitlines(keepends=True)
     out = lines[:]
-    for _name, first, end in reversed(_stage_blocks(lines)):
+    for name, first, end in reversed(_stage_blocks(lines)):
         block = "".join(lines[first:end])
         script = _CMD.search(block)
         if not script:
             continue
-        deps_at = next(i for i in range(first, end) if lines[i].strip() == "deps:")
+        deps_at = next((i for i in range(first, end) if lines[i].strip() == "deps:"), None)
+        if deps_at is None:
+            raise ValueError(f"dvc.yaml: stage {name!r} runs stages/{script.group(1)}.py but has no "
+                             f"deps list; add `deps:` with the script")
         indent = lines[deps_at + 1][: len(lines[deps_at + 1]) - len(lines[deps_at + 1].lstrip())]
         items_end = deps_at + 1
         while items_end < end and lines[items_end].startswith(indent + "- "):
