@@ -18,6 +18,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from .model_specs import check_builder
+
 
 class ParamsError(ValueError):
     """A bad value in params.yaml; the message names the key."""
@@ -235,6 +237,8 @@ class OptimizerParams:
 
     def validate(self, where: str) -> None:
         check(self.lr > 0, f"{where}.lr", f"must be > 0, got {self.lr}")
+        check(self.weight_decay >= 0, f"{where}.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        check(0 <= self.momentum < 1, f"{where}.momentum", f"must be in [0, 1), got {self.momentum}")
 
 
 @dataclass
@@ -243,6 +247,11 @@ class SchedulerParams:
     step_size: int = 7
     gamma: float = 0.1
     t_max: int = 0                 # cosine period in epochs; 0 means the number of epochs
+
+    def validate(self, where: str) -> None:
+        check(self.step_size >= 1, f"{where}.step_size", f"must be >= 1 (epochs), got {self.step_size}")
+        check(0 < self.gamma <= 1, f"{where}.gamma", f"must be in (0, 1], got {self.gamma}")
+        check(self.t_max >= 0, f"{where}.t_max", f"must be >= 0 (0 = the number of epochs), got {self.t_max}")
 
 
 @dataclass
@@ -257,7 +266,11 @@ class AugmentParams:
     autoaugment: bool = False
 
     def validate(self, where: str) -> None:
-        check(self.resize >= 0 and self.crop >= 0, where, "resize and crop must be >= 0")
+        check(self.resize >= 0, f"{where}.resize", f"must be >= 0 (0 = keep the prepared size), got {self.resize}")
+        check(self.crop >= 0, f"{where}.crop", f"must be >= 0 (0 = no crop), got {self.crop}")
+        check(all(v >= 0 for v in self.color_jitter), f"{where}.color_jitter",
+              f"brightness, contrast, saturation, hue must be >= 0, got {list(self.color_jitter)}")
+        check(self.color_jitter[3] <= 0.5, f"{where}.color_jitter", f"hue must be <= 0.5, got {self.color_jitter[3]}")
         check(0.0 <= self.hflip <= 1.0, f"{where}.hflip", f"must be a probability, got {self.hflip}")
         lo, hi = self.random_resized_crop_scale
         check(0.0 < lo <= hi <= 1.0, f"{where}.random_resized_crop_scale", f"need 0 < min <= max <= 1, got {(lo, hi)}")
@@ -268,7 +281,10 @@ class AugmentParams:
 @dataclass
 class MixParams:
     name: Literal["none", "cutmix", "mixup"] = "none"
-    alpha: float = 1.0
+    alpha: float = 1.0             # Beta(alpha, alpha) mixing weights
+
+    def validate(self, where: str) -> None:
+        check(self.alpha > 0, f"{where}.alpha", f"must be > 0, got {self.alpha}")
 
 
 @dataclass
@@ -298,6 +314,9 @@ class TrainParams:
         check(all(s >= 0 for s in self.seeds), f"{where}.seeds", f"seeds must be >= 0, got {self.seeds}")
         check(len(set(self.seeds)) == len(self.seeds), f"{where}.seeds",
               f"seeds must be distinct, got {self.seeds}")
+        check(self.num_workers >= 0, f"{where}.num_workers", f"must be >= 0, got {self.num_workers}")
+        check(self.max_batches_per_epoch >= 0, f"{where}.max_batches_per_epoch",
+              f"must be >= 0 (0 = whole epochs), got {self.max_batches_per_epoch}")
 
     @property
     def seed(self) -> int:
@@ -312,6 +331,11 @@ class ModelParams:
     builder: str
     normalize: Literal["half", "imagenet", "unit"] = "half"
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        error = check_builder(self.builder, self.kwargs, where)
+        if error:
+            raise ParamsError(error)
 
 
 @dataclass
@@ -339,6 +363,9 @@ class TestSetParams:
     dataset: str
     split: str
 
+    def validate(self, where: str) -> None:
+        check(bool(self.split), f"{where}.split", "name a manifest split (e.g. test)")
+
 
 @dataclass
 class BootstrapParams:
@@ -360,6 +387,22 @@ class EvaluateParams:
 
     def validate(self, where: str) -> None:
         check(bool(self.test_sets), f"{where}.test_sets", "define at least one test set")
+        check(self.batch_size >= 1, f"{where}.batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+TRAINED_DETECTOR = "yolo"   # face_detectors key of the detector the faces_yolo stages use
+
+
+@dataclass
+class FaceStagesParams:
+    """Which faces stage crops each enabled source (each in exactly one list).
+
+    DVC cannot filter a ``foreach``, so the sources whose crops wait for the trained detector
+    are spelled out; :meth:`Params.validate` checks both lists against the rule.
+    """
+
+    faces: list[str] = field(default_factory=list)        # faces@<source>
+    faces_yolo: list[str] = field(default_factory=list)   # faces_yolo@<source>, after train_face_detector@yolo
 
 
 @dataclass
@@ -401,21 +444,70 @@ class Params:
     train: TrainParams
     variants: dict[str, VariantParams]
     evaluate: EvaluateParams
-    face_detector: dict[str, Any] = field(default_factory=dict)   # faces.yolo.FaceDetectorTrainParams
+    # faces stage of each enabled source: faces@<s> (no trained model) or faces_yolo@<s>
+    face_stages: FaceStagesParams = field(default_factory=FaceStagesParams)
+    # YOLO face detectors this pipeline trains (train_face_detector@<name>): {} or {yolo: {...}}
+    face_detectors: dict[str, dict[str, Any]] = field(default_factory=dict)   # faces.yolo.FaceDetectorTrainParams
     compute: ComputeParams = field(default_factory=ComputeParams)
     verify: VerifyParams = field(default_factory=VerifyParams)
 
-    def face_detector_params(self):
+    def face_detector_params(self, name: str = TRAINED_DETECTOR):
+        """The training config of ``face_detectors.<name>`` (stage ``train_face_detector@<name>``)."""
         from .faces.yolo import FaceDetectorTrainParams
 
-        return from_dict(FaceDetectorTrainParams, self.face_detector, "face_detector")
+        if name not in self.face_detectors:
+            raise ParamsError(f"face_detectors: no detector {name!r} to train; defined: {sorted(self.face_detectors)}")
+        return from_dict(FaceDetectorTrainParams, self.face_detectors[name], f"face_detectors.{name}")
+
+    def needs_trained_yolo(self, source: str) -> bool:
+        """Whether faces@``source`` crops with the YOLO detector this pipeline trains.
+
+        True when ``faces.detector.backend`` is yolo, ``faces.detector.weights`` names no detector
+        trained elsewhere, and one of the source's datasets has ``crop: detector``.
+        """
+        detector = self.faces.detector_config()
+        return (detector.backend == "yolo" and not detector.weights
+                and any(d.crop == "detector" for d in self.sources[source].datasets.values()))
+
+    def _validate_face_stages(self) -> None:
+        """face_stages partitions enabled_sources by the rule; face_detectors trains what it needs."""
+        stages = self.face_stages
+        for name in stages.faces + stages.faces_yolo:
+            check(name in self.enabled_sources, "face_stages",
+                  f"{name!r} is not in enabled_sources {self.enabled_sources}; remove it from face_stages")
+        for name in self.enabled_sources:
+            uses = self.needs_trained_yolo(name)
+            rule = ("faces.detector.backend is yolo, faces.detector.weights is empty and it has a dataset "
+                    "with crop: detector")
+            if uses:
+                check(name in stages.faces_yolo and name not in stages.faces, "face_stages.faces_yolo",
+                      f"add {name!r} (and remove it from face_stages.faces): it crops with the YOLO trained "
+                      f"here ({rule})")
+            else:
+                check(name in stages.faces and name not in stages.faces_yolo, "face_stages.faces",
+                      f"add {name!r} (and remove it from face_stages.faces_yolo): it needs no trained YOLO "
+                      f"(that takes: {rule})")
+        unknown = sorted(set(self.face_detectors) - {TRAINED_DETECTOR})
+        check(not unknown, "face_detectors", f"unknown detector(s) {unknown}; the faces_yolo stages use "
+              f"{TRAINED_DETECTOR!r} (data/models/face_detector.pt)")
+        if stages.faces_yolo:
+            check(TRAINED_DETECTOR in self.face_detectors, f"face_detectors.{TRAINED_DETECTOR}",
+                  f"missing: face_stages.faces_yolo {stages.faces_yolo} crops with it; define its training "
+                  f"config (source, coco_subdir, epochs, ...; see faces.yolo.FaceDetectorTrainParams)")
+            spelled = {"source", "coco_subdir", "train_split", "eval_split"}   # dvc.yaml interpolates them
+            missing = sorted(spelled - set(self.face_detectors[TRAINED_DETECTOR]))
+            check(not missing, f"face_detectors.{TRAINED_DETECTOR}",
+                  f"set {missing} explicitly: dvc.yaml builds the stage's paths from them")
+            fd = self.face_detector_params()
+            check(fd.source in self.enabled_sources, f"face_detectors.{TRAINED_DETECTOR}.source",
+                  f"{fd.source!r} is not in enabled_sources {self.enabled_sources}; name an enabled source "
+                  f"with COCO boxes (train_face_detector reads data/raw/<source>)")
+        else:
+            check(not self.face_detectors, "face_detectors",
+                  f"remove {sorted(self.face_detectors)} (set face_detectors: {{}}): face_stages.faces_yolo is "
+                  f"empty, so no faces stage would use the trained detector")
 
     def validate(self, where: str) -> None:
-        fd = self.face_detector_params()
-        # train_face_detector is always in the graph (every faces stage depends on its output)
-        check(fd.source in self.enabled_sources, "face_detector.source",
-              f"{fd.source!r} is not in enabled_sources {self.enabled_sources}; name an enabled source "
-              f"with COCO boxes (the train_face_detector stage reads data/raw/<source>)")
         for name in self.enabled_sources:
             check(name in self.sources, "enabled_sources",
                   f"{name!r} is not defined under 'sources' (defined: {sorted(self.sources)})")
@@ -428,6 +520,7 @@ class Params:
                   f"{ts.dataset!r} is not provided by any enabled source (available: {sorted(datasets)})")
         for name in self.enabled_sources:
             self.source_options(name)   # each download kind validates its own options
+        self._validate_face_stages()
         check(bool(self.variants), "variants", "define at least one variant")
         for vname in self.variants:
             for ds in self.variant_train(vname).datasets:   # validates the merged training config

@@ -6,12 +6,16 @@ for the network or writes outside the project (Hugging Face hub retries, DVC ana
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+
+from .params import ParamsError
 
 
 def set_offline_defaults(root: Path | None = None, hub_offline: bool = True) -> None:
@@ -89,3 +93,20 @@ def pick_device(name: str = "auto"):
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def stage_main(stage: str) -> Callable:
+    """Decorate a stage's ``main``: a params.yaml error ends it with one line, not a traceback.
+
+    ``ParamsError`` already names the file, key and fix; the stage name is put in front so a
+    runner's log says which stage stopped: ``faces: params.yaml: faces.size: must be >= 8, got 4``.
+    """
+    def wrap(main: Callable) -> Callable:
+        @functools.wraps(main)
+        def run(*args, **kwargs):
+            try:
+                return main(*args, **kwargs)
+            except ParamsError as exc:
+                raise SystemExit(f"{stage}: {exc}") from None
+        return run
+    return wrap

@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from deepfake_detection.runtime import set_offline_defaults
+from deepfake_detection.runtime import set_offline_defaults, stage_main
 
 set_offline_defaults(hub_offline=False)
 
@@ -23,6 +23,7 @@ from deepfake_detection.params import load_params  # noqa: E402
 from deepfake_detection.runtime import log  # noqa: E402
 
 
+@stage_main("download")
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from deepfake_detection.runtime import set_offline_defaults
+from deepfake_detection.runtime import set_offline_defaults, stage_main
 
 set_offline_defaults()
 
@@ -77,6 +77,7 @@ def val_threshold(path: Path, rule: str) -> float:
     return choose_threshold(val["label"].to_numpy(), val["score"].to_numpy(), rule)
 
 
+@stage_main("evaluate")
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")

@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from deepfake_detection.runtime import set_offline_defaults
+from deepfake_detection.runtime import set_offline_defaults, stage_main
 
 set_offline_defaults()
 
@@ -72,6 +72,7 @@ def counts(faces: pd.DataFrame, rejects: pd.DataFrame, n_in: dict[str, int], per
     return out
 
 
+@stage_main("faces")
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")

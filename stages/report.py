@@ -19,8 +19,10 @@ from deepfake_detection.evaluation.report import (
 )
 from deepfake_detection.io import write_text
 from deepfake_detection.params import load_params
+from deepfake_detection.runtime import stage_main
 
 
+@stage_main("report")
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")

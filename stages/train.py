@@ -20,7 +20,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from deepfake_detection.runtime import set_offline_defaults
+from deepfake_detection.runtime import set_offline_defaults, stage_main
 
 set_offline_defaults()
 
@@ -93,6 +93,7 @@ def write_seed_models(folder: Path, runs: list[dict]) -> None:
         write_json(tmp / "seeds.json", {"seeds": [run["seed"] for run in runs]})
 
 
+@stage_main("train")
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")

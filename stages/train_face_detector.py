@@ -1,6 +1,6 @@
 """Stage ``train_face_detector``: train a YOLO face detector on COCO face boxes, report its mAP.
 
-Reads ``face_detector`` from params.yaml. Trains from the architecture YAML (random init,
+Reads ``face_detectors.<--detector>`` from params.yaml. Trains from the architecture YAML (random init,
 offline) on ``--coco-train`` (a fixed ``val_fraction`` of it picks the best epoch), measures box
 mAP on the held-out ``--coco-val`` with pycocotools, writes the weights (no date, no absolute
 paths) and a flat metrics JSON. Scratch files live in a temporary folder beside ``--out``.
@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deepfake_detection.runtime import set_offline_defaults
+from deepfake_detection.runtime import set_offline_defaults, stage_main
 
 set_offline_defaults()
 
@@ -22,9 +22,11 @@ from deepfake_detection.io import atomic_path, write_json  # noqa: E402
 from deepfake_detection.params import load_params  # noqa: E402
 
 
+@stage_main("train_face_detector")
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--detector", default="yolo", help="key under face_detectors in params.yaml")
     ap.add_argument("--coco-train", type=Path, required=True, help="COCO json trained on")
     ap.add_argument("--coco-val", type=Path, required=True, help="held-out COCO json for the mAP")
     ap.add_argument("--images-root", type=Path, required=True,
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default=None, help="cpu, 0, ... (default: CUDA if present)")
     args = ap.parse_args(argv)
 
-    p = load_params(args.params).face_detector_params()
+    p = load_params(args.params).face_detector_params(args.detector)
     yolo.configure_ultralytics()
 
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,3 +30,21 @@ def params_dict() -> dict:
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+def enable_trained_yolo(params: dict, source: str = "demo", dataset: str = "demo_deepfake_and_real_images",
+                        **train) -> dict:
+    """``params`` changed so that ``dataset`` of ``source`` is cropped by the YOLO the pipeline
+    trains on the demo's COCO boxes: dataset ``crop: detector``, ``faces.detector.backend: yolo``,
+    the source moved to ``face_stages.faces_yolo`` and ``face_detectors.yolo`` defined (``train``
+    overrides its keys, e.g. ``epochs=1, imgsz=64``). The graph then holds
+    ``train_face_detector@yolo`` and ``faces_yolo@<source>``."""
+    params["sources"][source]["datasets"][dataset]["crop"] = "detector"
+    params["faces"]["detector"]["backend"] = "yolo"
+    params["faces"]["detector"].pop("weights", None)
+    stages = params["face_stages"]
+    stages["faces"] = [s for s in stages["faces"] if s != source]
+    stages["faces_yolo"] = sorted({*stages["faces_yolo"], source})
+    params["face_detectors"] = {"yolo": {"source": "demo", "coco_subdir": "openforensics", "train_split": "Train",
+                                         "eval_split": "Test-Dev", **train}}
+    return params

@@ -1,7 +1,15 @@
+"""params.yaml is checked whole when it is loaded: every key, range, builder and stage layout."""
+
+import inspect
+import os
+import subprocess
+import sys
+
 import pytest
 
+from deepfake_detection.model_specs import FACTORY_ARGS, builder_specs
 from deepfake_detection.params import ParamsError, load_params
-from tests.conftest import write_params
+from tests.conftest import REPO, enable_trained_yolo, write_params
 
 
 def test_repository_params_load(repo):
@@ -33,7 +41,6 @@ def test_variant_overrides_merge_over_defaults(repo):
     (lambda d: d["variants"]["custom_cnn"]["train"].update(datasets=["typo"]), "variants.custom_cnn.train.datasets"),
     (lambda d: d["variants"]["custom_cnn"]["train"].update(augment={"random_resized_crop_scale": [0.8, 1.0]}),
      "variants.custom_cnn.train.augment.random_resized_crop_scale"),
-    (lambda d: d["face_detector"].update(source="openforensics"), "face_detector.source"),
     (lambda d: d["faces"]["detector"].update(backend="haar"), "faces.detector.backend"),
     (lambda d: d["sources"]["demo"]["options"].update(n_train=-1), "sources.demo.options.n_train"),
 ])
@@ -48,3 +55,164 @@ def test_bad_values_name_the_key(tmp_path, params_dict, mutate, key):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "params.yaml")
+
+
+def _error(tmp_path, params_dict) -> str:
+    with pytest.raises(ParamsError) as err:
+        load_params(write_params(tmp_path / "params.yaml", params_dict))
+    return str(err.value).removeprefix(f"{tmp_path / 'params.yaml'}: ")
+
+
+def _variant(d, **train):
+    d["variants"]["custom_cnn"]["train"].update(train)
+
+
+# Each bad value and the exact one-line message it gives (the path prefix stripped).
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["variants"]["custom_cnn"]["model"].update(builder="custom_cnnn"),
+     "variants.custom_cnn.model.builder: unknown builder 'custom_cnnn'; registered: ['custom_cnn', 'resnet18']"),
+    (lambda d: d["variants"]["custom_cnn"]["model"].update(kwargs={"widthz": 3}),
+     "variants.custom_cnn.model.kwargs: custom_cnn takes no argument(s) ['widthz']; it accepts "
+     "['widths', 'hidden', 'dropout'] (input_size and num_outputs come from the pipeline)"),
+    (lambda d: d["variants"]["resnet18_scratch"]["model"]["kwargs"].update(num_outputs=1),
+     "variants.resnet18_scratch.model.kwargs: resnet18 takes no argument(s) ['num_outputs']; it accepts "
+     "['pretrained', 'cbam', 'dropout'] (input_size and num_outputs come from the pipeline)"),
+    (lambda d: d["train"].update(mix={"name": "mixup", "alpha": -1}), "train.mix.alpha: must be > 0, got -1.0"),
+    (lambda d: d["train"].update(mix={"name": "cutmix", "alpha": 0}), "train.mix.alpha: must be > 0, got 0.0"),
+    (lambda d: _variant(d, scheduler={"name": "step", "step_size": 0}),
+     "variants.custom_cnn.train.scheduler.step_size: must be >= 1 (epochs), got 0"),
+    (lambda d: d["train"].update(scheduler={"name": "step", "gamma": 0}),
+     "train.scheduler.gamma: must be in (0, 1], got 0.0"),
+    (lambda d: d["train"].update(scheduler={"name": "step", "gamma": 1.5}),
+     "train.scheduler.gamma: must be in (0, 1], got 1.5"),
+    (lambda d: d["train"].update(scheduler={"name": "cosine", "t_max": -1}),
+     "train.scheduler.t_max: must be >= 0 (0 = the number of epochs), got -1"),
+    (lambda d: d["evaluate"].update(batch_size=-5), "evaluate.batch_size: must be >= 1, got -5"),
+    (lambda d: d["evaluate"].update(batch_size=0), "evaluate.batch_size: must be >= 1, got 0"),
+    (lambda d: d["train"].update(batch_size=0), "train.batch_size: must be >= 1, got 0"),
+    (lambda d: d["train"]["optimizer"].update(lr=0), "train.optimizer.lr: must be > 0, got 0.0"),
+    (lambda d: d["train"]["optimizer"].update(weight_decay=-0.1),
+     "train.optimizer.weight_decay: must be >= 0, got -0.1"),
+    (lambda d: d["train"]["optimizer"].update(momentum=1.0), "train.optimizer.momentum: must be in [0, 1), got 1.0"),
+    (lambda d: d["train"].update(num_workers=-1), "train.num_workers: must be >= 0, got -1"),
+    (lambda d: d["train"].update(max_batches_per_epoch=-2),
+     "train.max_batches_per_epoch: must be >= 0 (0 = whole epochs), got -2"),
+    (lambda d: _variant(d, augment={"crop": -4}), "variants.custom_cnn.train.augment.crop: must be >= 0 (0 = no crop), got -4"),
+    (lambda d: _variant(d, augment={"resize": -1}),
+     "variants.custom_cnn.train.augment.resize: must be >= 0 (0 = keep the prepared size), got -1"),
+    (lambda d: _variant(d, augment={"color_jitter": [0.1, -0.1, 0, 0]}),
+     "variants.custom_cnn.train.augment.color_jitter: brightness, contrast, saturation, hue must be >= 0, "
+     "got [0.1, -0.1, 0.0, 0.0]"),
+    (lambda d: _variant(d, augment={"color_jitter": [0, 0, 0, 0.6]}),
+     "variants.custom_cnn.train.augment.color_jitter: hue must be <= 0.5, got 0.6"),
+    (lambda d: d["evaluate"]["test_sets"]["test_dev"].update(split=""),
+     "evaluate.test_sets.test_dev.split: name a manifest split (e.g. test)"),
+])
+def test_bad_values_give_the_exact_message(tmp_path, params_dict, mutate, message):
+    mutate(params_dict)
+    assert _error(tmp_path, params_dict) == message
+
+
+def test_builder_specs_match_the_live_registry():
+    from deepfake_detection.models.registry import get_builder, list_models
+
+    specs = builder_specs()
+    assert sorted(specs) == list_models() == ["custom_cnn", "resnet18"]
+    for name, spec in specs.items():
+        sig = inspect.signature(get_builder(name)).parameters
+        assert spec.kwargs == tuple(p for p in sig if p not in FACTORY_ARGS
+                                    and sig[p].kind is not inspect.Parameter.VAR_KEYWORD)
+        assert spec.var_kwargs == any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values())
+
+
+def test_params_import_loads_no_torch():
+    code = "import sys, deepfake_detection.params; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout == "False\n"
+
+
+# ------------------------------------------------------------------ face stages / trained YOLO
+
+RULE = "faces.detector.backend is yolo, faces.detector.weights is empty and it has a dataset with crop: detector"
+
+
+def _yolo(d):
+    enable_trained_yolo(d, epochs=1, imgsz=64)
+
+
+def test_repository_params_train_no_detector(repo):
+    p = load_params(repo / "params.yaml")
+    assert (p.face_stages.faces, p.face_stages.faces_yolo, p.face_detectors) == (["demo"], [], {})
+    assert p.needs_trained_yolo("demo") is False
+
+
+def test_yolo_crops_load_when_consistent(tmp_path, params_dict):
+    _yolo(params_dict)
+    p = load_params(write_params(tmp_path / "params.yaml", params_dict))
+    assert p.needs_trained_yolo("demo") is True
+    assert (p.face_detector_params().epochs, p.face_detector_params().imgsz) == (1, 64)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    # the default demo, but a stale face_stages or a detector trained for nothing
+    (lambda d: d.update(face_stages={"faces": [], "faces_yolo": ["demo"]}),
+     f"face_stages.faces: add 'demo' (and remove it from face_stages.faces_yolo): it needs no trained YOLO "
+     f"(that takes: {RULE})"),
+    (lambda d: d.update(face_stages={"faces": ["demo", "openforensics"], "faces_yolo": []}),
+     "face_stages: 'openforensics' is not in enabled_sources ['demo']; remove it from face_stages"),
+    (lambda d: d.update(face_stages={"faces": [], "faces_yolo": []}),
+     f"face_stages.faces: add 'demo' (and remove it from face_stages.faces_yolo): it needs no trained YOLO "
+     f"(that takes: {RULE})"),
+    (lambda d: d.update(face_detectors={"yolo": {"source": "demo"}}),
+     "face_detectors: remove ['yolo'] (set face_detectors: {}): face_stages.faces_yolo is empty, so no faces "
+     "stage would use the trained detector"),
+    # detector crops with the trained YOLO, but face_stages or face_detectors not updated
+    (lambda d: (_yolo(d), d.update(face_stages={"faces": ["demo"], "faces_yolo": []})),
+     f"face_stages.faces_yolo: add 'demo' (and remove it from face_stages.faces): it crops with the YOLO "
+     f"trained here ({RULE})"),
+    (lambda d: (_yolo(d), d.update(face_detectors={})),
+     "face_detectors.yolo: missing: face_stages.faces_yolo ['demo'] crops with it; define its training config "
+     "(source, coco_subdir, epochs, ...; see faces.yolo.FaceDetectorTrainParams)"),
+    (lambda d: (_yolo(d), d["face_detectors"]["yolo"].pop("eval_split")),
+     "face_detectors.yolo: set ['eval_split'] explicitly: dvc.yaml builds the stage's paths from them"),
+    (lambda d: (_yolo(d), d["face_detectors"]["yolo"].update(source="openforensics")),
+     "face_detectors.yolo.source: 'openforensics' is not in enabled_sources ['demo']; name an enabled source "
+     "with COCO boxes (train_face_detector reads data/raw/<source>)"),
+    (lambda d: (_yolo(d), d["face_detectors"].update(retina={})),
+     "face_detectors: unknown detector(s) ['retina']; the faces_yolo stages use 'yolo' "
+     "(data/models/face_detector.pt)"),
+    (lambda d: (_yolo(d), d["face_detectors"]["yolo"].update(epochs=0)),
+     "face_detectors.yolo.epochs: must be >= 1, got 0"),
+])
+def test_face_stages_must_follow_the_rule(tmp_path, params_dict, mutate, message):
+    mutate(params_dict)
+    assert _error(tmp_path, params_dict) == message
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d["faces"]["detector"].update(backend="yunet"),            # a shipped detector
+    lambda d: d["faces"]["detector"].update(weights="models/mine.pt"),   # a YOLO trained elsewhere
+])
+def test_detector_crops_without_training(tmp_path, params_dict, change):
+    _yolo(params_dict)
+    change(params_dict)
+    params_dict["face_stages"] = {"faces": ["demo"], "faces_yolo": []}
+    params_dict["face_detectors"] = {}
+    p = load_params(write_params(tmp_path / "params.yaml", params_dict))
+    assert p.needs_trained_yolo("demo") is False
+
+
+# ------------------------------------------------------------------ stage CLIs
+
+@pytest.mark.parametrize("argv", [
+    ["stages/prepare.py", "--manifest", "m.csv", "--out", "out"],
+    ["stages/report.py", "--metrics-root", "metrics/eval", "--out", "leaderboard.md"],
+])
+def test_stages_print_a_params_error_as_one_line(tmp_path, params_dict, argv):
+    params_dict["evaluate"]["batch_size"] = -5
+    path = write_params(tmp_path / "params.yaml", params_dict)
+    out = subprocess.run([sys.executable, str(REPO / argv[0]), *argv[1:], "--params", str(path)], cwd=tmp_path,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    stage = argv[0].removeprefix("stages/").removesuffix(".py")
+    assert (out.returncode, out.stdout, out.stderr) == \
+        (1, "", f"{stage}: {path}: evaluate.batch_size: must be >= 1, got -5\n")

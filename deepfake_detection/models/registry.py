@@ -1,7 +1,9 @@
 """Name -> builder registry with one factory, after timm's ``create_model``.
 
 A builder is ``fn(input_size: int, num_outputs: int, **kwargs) -> nn.Module``; a variant in
-params.yaml names a builder and its kwargs. ``num_outputs`` 2 means softmax over
+params.yaml names a builder and its kwargs (checked at params load by
+``deepfake_detection.model_specs``, which reads the ``@register_model`` functions' signatures
+from source so that loading params imports no torch). ``num_outputs`` 2 means softmax over
 (real, fake) trained with cross-entropy; 1 means a single fake logit trained with BCE.
 """
 
@@ -24,14 +26,17 @@ def register_model(fn: Builder) -> Builder:
 
 
 def list_models() -> list[str]:
-    from . import classifiers  # noqa: F401  (registers the builders)
-
+    """Every registered builder name (the package ``__init__`` registers them on import)."""
     return sorted(_BUILDERS)
 
 
-def create_model(name: str, input_size: int, num_outputs: int = 2, **kwargs) -> nn.Module:
-    from . import classifiers  # noqa: F401
+def get_builder(name: str) -> Builder:
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model builder {name!r}; registered: {sorted(_BUILDERS)}")
+    return _BUILDERS[name]
 
+
+def create_model(name: str, input_size: int, num_outputs: int = 2, **kwargs) -> nn.Module:
     if name not in _BUILDERS:
         raise ValueError(f"unknown model builder {name!r}; registered: {sorted(_BUILDERS)}")
     try:

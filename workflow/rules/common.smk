@@ -1,16 +1,33 @@
 # Helpers shared by the rule files.
 
-import glob
-import os
+
+def read_keys(*keys):
+    """The params.yaml entries a job reads, as {dotted key: value}: the same keys as the stage's
+    dvc.yaml ``params``, so an edit elsewhere in params.yaml does not rerun it. A key may hold
+    wildcards ("sources.{source}.datasets"); tests/test_runners.py compares the keys."""
+
+    def values(wildcards):
+        out = {}
+        for key in keys:
+            key = key.format(**wildcards)
+            value = config
+            for part in key.split("."):
+                value = value[part]
+            out[key] = value
+        return out
+
+    return values
 
 
-def code(*paths):
-    """A stage's script and library modules as inputs. Folders expand to their .py files:
-    Snakemake judges a folder input by the folder's own mtime, not by the files in it."""
-    files = []
-    for path in paths:
-        if os.path.isdir(path):
-            files += sorted(glob.glob(f"{path}/**/*.py", recursive=True))
-        else:
-            files.append(path)
-    return files
+def trained_detector_config():
+    """face_detectors.yolo, read only when a faces_yolo job asks for the detector it trains."""
+    return config["face_detectors"][TRAINED_DETECTOR]
+
+
+def trained_detector(key):
+    return lambda wildcards: trained_detector_config()[key]
+
+
+def uses_trained_detector(wildcards):
+    """Whether faces@<source> is dvc.yaml's faces_yolo@<source> (face_stages.faces_yolo)."""
+    return wildcards.source in YOLO_SOURCES

@@ -1,22 +1,17 @@
-# download -> faces -> split -> prepare (see dvc.yaml for the same stages).
+# download -> [train_face_detector] -> faces -> split -> prepare (see dvc.yaml for the same stages).
+# Code inputs are each stage's import closure (deepfake_detection.stagedeps), file by file.
 
 
 rule download:
     input:
-        code(
-            "stages/download.py",
-            "deepfake_detection/data/demo.py",
-            "deepfake_detection/data/sources",
-        ),
+        code_deps("download"),
     output:
         directory("data/raw/{source}"),
         "metrics/download/{source}.json",
     log:
         "logs/download/{source}.log",
     params:
-        source=lambda w: {k: config["sources"][w.source][k] for k in ("kind", "options")},
-    conda:
-        "../../environment.yml"
+        params_yaml=read_keys("sources.{source}.kind", "sources.{source}.options"),
     shell:
         "python stages/download.py --source {wildcards.source} --out data/raw/{wildcards.source}"
         " --summary metrics/download/{wildcards.source}.json --partial-dir data/partial/{wildcards.source}"
@@ -25,12 +20,8 @@ rule download:
 
 rule train_face_detector:
     input:
-        code(
-            "stages/train_face_detector.py",
-            "deepfake_detection/faces/yolo.py",
-            "deepfake_detection/faces/boxes.py",
-        ),
-        f"data/raw/{FD['source']}",
+        code_deps("train_face_detector"),
+        lambda w: f"data/raw/{trained_detector_config()['source']}",
     output:
         "data/models/face_detector.pt",
         "metrics/face_detector.json",
@@ -38,29 +29,25 @@ rule train_face_detector:
         "logs/train_face_detector.log",
     threads: workflow.cores
     params:
-        face_detector=FD,
-        coco=f"data/raw/{FD['source']}/{FD['coco_subdir']}",
-    conda:
-        "../../environment.yml"
+        params_yaml=read_keys(f"face_detectors.{TRAINED_DETECTOR}"),
+        coco=lambda w: "data/raw/{source}/{coco_subdir}".format(**trained_detector_config()),
+        train_split=trained_detector("train_split"),
+        eval_split=trained_detector("eval_split"),
     shell:
-        "python stages/train_face_detector.py"
-        " --coco-train {params.coco}/{params.face_detector[train_split]}_poly.json"
-        " --coco-val {params.coco}/{params.face_detector[eval_split]}_poly.json"
+        f"python stages/train_face_detector.py --detector {TRAINED_DETECTOR}"
+        " --coco-train {params.coco}/{params.train_split}_poly.json"
+        " --coco-val {params.coco}/{params.eval_split}_poly.json"
         " --images-root {params.coco}"
         " --out data/models/face_detector.pt --metrics metrics/face_detector.json 2> {log}"
 
 
+# dvc.yaml's faces@<source> and faces_yolo@<source>: the weights are an input (and an argument)
+# only for the sources face_stages.faces_yolo lists.
 rule faces:
     input:
-        code(
-            "stages/faces.py",
-            "deepfake_detection/faces",
-            "deepfake_detection/data/adapters.py",
-            "deepfake_detection/data/manifest.py",
-            "deepfake_detection/io.py",
-        ),
+        code_deps("faces"),
         "data/raw/{source}",
-        "data/models/face_detector.pt",
+        weights=lambda w: ["data/models/face_detector.pt"] if uses_trained_detector(w) else [],
     output:
         directory("data/faces/{source}/images"),
         "data/faces/{source}/faces.csv",
@@ -69,25 +56,17 @@ rule faces:
     log:
         "logs/faces/{source}.log",
     params:
-        faces=config["faces"],
-        datasets=lambda w: config["sources"][w.source]["datasets"],
-    conda:
-        "../../environment.yml"
+        params_yaml=read_keys("faces", "sources.{source}.datasets"),
+        weights_arg=lambda w: " --detector-weights data/models/face_detector.pt" if uses_trained_detector(w) else "",
     shell:
         "python stages/faces.py --source {wildcards.source} --raw data/raw/{wildcards.source}"
         " --out data/faces/{wildcards.source} --metrics metrics/faces/{wildcards.source}.json"
-        " --detector-weights data/models/face_detector.pt 2> {log}"
+        "{params.weights_arg} 2> {log}"
 
 
 rule split:
     input:
-        code(
-            "stages/split.py",
-            "deepfake_detection/data/split.py",
-            "deepfake_detection/data/dedup.py",
-            "deepfake_detection/data/manifest.py",
-            "deepfake_detection/io.py",
-        ),
+        code_deps("split"),
         expand("data/faces/{source}/faces.csv", source=SOURCES),
     output:
         "data/splits/manifest.csv",
@@ -96,10 +75,7 @@ rule split:
     log:
         "logs/split.log",
     params:
-        enabled_sources=config["enabled_sources"],
-        split=config["split"],
-    conda:
-        "../../environment.yml"
+        params_yaml=read_keys("enabled_sources", "split"),
     shell:
         "python stages/split.py --faces-root data/faces --out data/splits/manifest.csv"
         " --duplicates data/splits/duplicates.csv --metrics metrics/split.json 2> {log}"
@@ -107,11 +83,7 @@ rule split:
 
 rule prepare:
     input:
-        code(
-            "stages/prepare.py",
-            "deepfake_detection/data/prepared.py",
-            "deepfake_detection/io.py",
-        ),
+        code_deps("prepare"),
         "data/splits/manifest.csv",
         expand("data/faces/{source}/images", source=SOURCES),
     output:
@@ -119,8 +91,6 @@ rule prepare:
     log:
         "logs/prepare.log",
     params:
-        prepare=config["prepare"],
-    conda:
-        "../../environment.yml"
+        params_yaml=read_keys("prepare"),
     shell:
         "python stages/prepare.py --manifest data/splits/manifest.csv --out data/prepared 2> {log}"

@@ -1,18 +1,10 @@
 # train@<variant> -> evaluate@<variant>-<test_set> -> report (see dvc.yaml for the same stages).
+# Code inputs are each stage's import closure (deepfake_detection.stagedeps), file by file.
 
 
 rule train:
     input:
-        code(
-            "stages/train.py",
-            "deepfake_detection/models",
-            "deepfake_detection/training",
-            "deepfake_detection/evaluation/metrics.py",
-            "deepfake_detection/evaluation/seeds.py",
-            "deepfake_detection/data/prepared.py",
-            "deepfake_detection/data/transforms.py",
-            "deepfake_detection/io.py",
-        ),
+        code_deps("train"),
         "data/prepared",
     output:
         "data/models/{variant}/model.pt",
@@ -24,10 +16,7 @@ rule train:
         "logs/train/{variant}.log",
     threads: workflow.cores
     params:
-        train=config["train"],
-        variant=lambda w: config["variants"][w.variant],
-    conda:
-        "../../environment.yml"
+        params_yaml=read_keys("train", "variants.{variant}", "compute"),
     shell:
         "python stages/train.py --variant {wildcards.variant} --prepared data/prepared"
         " --model data/models/{wildcards.variant}/model.pt"
@@ -40,17 +29,7 @@ rule train:
 
 rule evaluate:
     input:
-        code(
-            "stages/evaluate.py",
-            "deepfake_detection/evaluation/metrics.py",
-            "deepfake_detection/evaluation/bootstrap.py",
-            "deepfake_detection/evaluation/seeds.py",
-            "deepfake_detection/io.py",
-            "deepfake_detection/models",
-            "deepfake_detection/training/engine.py",
-            "deepfake_detection/data/prepared.py",
-            "deepfake_detection/data/transforms.py",
-        ),
+        code_deps("evaluate"),
         "data/prepared",
         "data/models/{variant}/model.pt",
         "data/models/{variant}/val_scores.csv",
@@ -62,13 +41,8 @@ rule evaluate:
     log:
         "logs/evaluate/{variant}-{test_set}.log",
     params:
-        train=config["train"],
-        variant=lambda w: config["variants"][w.variant],
-        batch_size=config["evaluate"]["batch_size"],
-        bootstrap=config["evaluate"]["bootstrap"],
-        test_set=lambda w: config["evaluate"]["test_sets"][w.test_set],
-    conda:
-        "../../environment.yml"
+        params_yaml=read_keys("train", "variants.{variant}", "evaluate.batch_size",
+                              "evaluate.bootstrap", "evaluate.test_sets.{test_set}", "compute"),
     shell:
         "python stages/evaluate.py --variant {wildcards.variant} --test-set {wildcards.test_set}"
         " --prepared data/prepared --model data/models/{wildcards.variant}/model.pt"
@@ -81,12 +55,7 @@ rule evaluate:
 
 rule report:
     input:
-        code(
-            "stages/report.py",
-            "deepfake_detection/evaluation/report.py",
-            "deepfake_detection/evaluation/bootstrap.py",
-            "deepfake_detection/evaluation/metrics.py",
-        ),
+        code_deps("report"),
         expand("metrics/eval/{variant}/{test_set}.json", variant=VARIANTS, test_set=TEST_SETS),
         expand("data/eval/{variant}/{test_set}_scores.csv", variant=VARIANTS, test_set=TEST_SETS),
     output:
@@ -94,11 +63,7 @@ rule report:
     log:
         "logs/report.log",
     params:
-        variants=config["variants"],
-        test_sets=config["evaluate"]["test_sets"],
-        bootstrap=config["evaluate"]["bootstrap"],
-    conda:
-        "../../environment.yml"
+        params_yaml=read_keys("variants", "evaluate.test_sets", "evaluate.bootstrap"),
     shell:
         "python stages/report.py --metrics-root metrics/eval --scores-root data/eval"
         " --out metrics/leaderboard.md 2> {log}"
