@@ -462,11 +462,12 @@ class Params:
     def needs_trained_yolo(self, source: str) -> bool:
         """Whether faces@``source`` crops with the YOLO detector this pipeline trains.
 
-        True when ``faces.detector.backend`` is yolo, ``faces.detector.weights`` names no detector
-        trained elsewhere, and one of the source's datasets has ``crop: detector``.
+        True when ``faces.detector.backend`` is yolo, ``faces.detector.yolo.weights`` names no
+        detector trained elsewhere, and one of the source's datasets has ``crop: detector`` (the
+        per-source form of ``faces.detectors.needs_trained_yolo``).
         """
         detector = self.faces.detector_config()
-        return (detector.backend == "yolo" and not detector.weights
+        return (detector.backend == "yolo" and not detector.yolo.weights
                 and any(d.crop == "detector" for d in self.sources[source].datasets.values()))
 
     def _validate_face_stages(self) -> None:
@@ -477,7 +478,7 @@ class Params:
                   f"{name!r} is not in enabled_sources {self.enabled_sources}; remove it from face_stages")
         for name in self.enabled_sources:
             uses = self.needs_trained_yolo(name)
-            rule = ("faces.detector.backend is yolo, faces.detector.weights is empty and it has a dataset "
+            rule = ("faces.detector.backend is yolo, faces.detector.yolo.weights is empty and it has a dataset "
                     "with crop: detector")
             if uses:
                 check(name in stages.faces_yolo and name not in stages.faces, "face_stages.faces_yolo",

@@ -41,7 +41,7 @@ def enable_trained_yolo(params: dict, source: str = "demo", dataset: str = "demo
     ``train_face_detector@yolo`` and ``faces_yolo@<source>``."""
     params["sources"][source]["datasets"][dataset]["crop"] = "detector"
     params["faces"]["detector"]["backend"] = "yolo"
-    params["faces"]["detector"].pop("weights", None)
+    params["faces"]["detector"].setdefault("yolo", {}).pop("weights", None)
     stages = params["face_stages"]
     stages["faces"] = [s for s in stages["faces"] if s != source]
     stages["faces_yolo"] = sorted({*stages["faces_yolo"], source})

@@ -197,6 +197,11 @@ def test_needs_trained_yolo(tmp_path, params_dict, backend, weights, crop, enabl
     if "fake_video_images" in enabled:                    # a disabled source with crop: detector
         raw["sources"]["fake_video_images"]["options"] = {"dataset": "o/s"}
     assert D.needs_trained_yolo(raw) is expected            # Snakemake's config: a plain mapping
+    # load_params also checks the graph follows the rule: every enabled source in faces_yolo when
+    # a trained YOLO is needed (these cases need it for all or none of them), with its training config
+    raw["face_stages"] = {"faces": [] if expected else list(enabled), "faces_yolo": list(enabled) if expected else []}
+    raw["face_detectors"] = {"yolo": {"source": "demo", "coco_subdir": "openforensics", "train_split": "Train",
+                                      "eval_split": "Test-Dev"}} if expected else {}
     assert D.needs_trained_yolo(load_params(write_params(tmp_path / "p.yaml", raw))) is expected
 
 

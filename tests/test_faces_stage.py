@@ -63,7 +63,7 @@ def test_faces_stage_keeps_or_rejects_every_face(tmp_path, params_dict, raw, mon
         "tiny_of": {"layout": "coco", "dir": "of", "crop": "boxes"},
         "tiny_folders": {"layout": "real_fake_folders", "dir": "folders", "crop": "whole"}}}}
     params_dict["enabled_sources"] = ["tiny"]
-    params_dict["face_detector"]["source"] = "tiny"
+    params_dict["face_stages"] = {"faces": ["tiny"], "faces_yolo": []}
     params_dict["train"]["datasets"] = ["tiny_of"]
     params_dict["evaluate"]["test_sets"] = {"t": {"dataset": "tiny_of", "split": "test"}}
     params_dict["faces"].update(size=32, min_size=8)
@@ -105,7 +105,7 @@ def test_detector_crops_keep_faces_and_reject_faceless_images(tmp_path, params_d
     params_dict["sources"] = {"det": {"kind": "demo", "datasets": {
         "det_folders": {"layout": "real_fake_folders", "dir": ".", "crop": "detector"}}}}
     params_dict["enabled_sources"] = ["det"]
-    params_dict["face_detector"]["source"] = "det"
+    params_dict["face_stages"] = {"faces": ["det"], "faces_yolo": []}
     params_dict["train"]["datasets"] = ["det_folders"]
     params_dict["evaluate"]["test_sets"] = {"t": {"dataset": "det_folders", "split": "test"}}
     params_dict["faces"].update(size=32, detector={"backend": "yunet", "select": "largest", "min_face": 50})
@@ -128,7 +128,7 @@ def _run(tmp_path, params_dict, monkeypatch, datasets: dict):
     """Run the faces stage on source 'x' (data under tmp_path/raw/x) and return (faces, rejects, summary)."""
     params_dict["sources"] = {"x": {"kind": "demo", "datasets": datasets}}
     params_dict["enabled_sources"] = ["x"]
-    params_dict["face_detector"]["source"] = "x"
+    params_dict["face_stages"] = {"faces": ["x"], "faces_yolo": []}
     first = next(iter(datasets))
     params_dict["train"]["datasets"] = [first]
     params_dict["evaluate"]["test_sets"] = {"t": {"dataset": first, "split": "test"}}

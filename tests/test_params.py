@@ -133,7 +133,7 @@ def test_params_import_loads_no_torch():
 
 # ------------------------------------------------------------------ face stages / trained YOLO
 
-RULE = "faces.detector.backend is yolo, faces.detector.weights is empty and it has a dataset with crop: detector"
+RULE = "faces.detector.backend is yolo, faces.detector.yolo.weights is empty and it has a dataset with crop: detector"
 
 
 def _yolo(d):
@@ -191,7 +191,7 @@ def test_face_stages_must_follow_the_rule(tmp_path, params_dict, mutate, message
 
 @pytest.mark.parametrize("change", [
     lambda d: d["faces"]["detector"].update(backend="yunet"),            # a shipped detector
-    lambda d: d["faces"]["detector"].update(weights="models/mine.pt"),   # a YOLO trained elsewhere
+    lambda d: d["faces"]["detector"]["yolo"].update(weights="models/mine.pt"),   # a YOLO trained elsewhere
 ])
 def test_detector_crops_without_training(tmp_path, params_dict, change):
     _yolo(params_dict)
@@ -206,7 +206,7 @@ def test_detector_crops_without_training(tmp_path, params_dict, change):
 
 @pytest.mark.parametrize("argv", [
     ["stages/prepare.py", "--manifest", "m.csv", "--out", "out"],
-    ["stages/report.py", "--metrics-root", "metrics/eval", "--out", "leaderboard.md"],
+    ["stages/report.py", "--metrics-root", "metrics/eval", "--scores-root", "data/eval", "--out", "leaderboard.md"],
 ])
 def test_stages_print_a_params_error_as_one_line(tmp_path, params_dict, argv):
     params_dict["evaluate"]["batch_size"] = -5

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.conftest import enable_trained_yolo
+
 from deepfake_detection.faces import yolo
 from deepfake_detection.params import ParamsError, from_dict
 
@@ -158,7 +160,7 @@ def test_stage_cli(tmp_path, params_dict):
     train = _tiny_coco(tmp_path / "raw", 8, "Train", seed=2)
     val = _tiny_coco(tmp_path / "raw", 3, "Val", seed=3)
     params = tmp_path / "params.yaml"
-    params_dict["face_detector"].update(epochs=1, imgsz=64, batch=4)
+    enable_trained_yolo(params_dict, epochs=1, imgsz=64, batch=4)
     params.write_text(yaml.safe_dump(params_dict))
     out, metrics = tmp_path / "models/face_detector.pt", tmp_path / "metrics/face_detector.json"
     train_face_detector.main(["--params", str(params), "--coco-train", str(train), "--coco-val", str(val),
