@@ -56,6 +56,7 @@ rule faces:
             "stages/faces.py",
             "deepfake_detection/faces",
             "deepfake_detection/data/adapters.py",
+            "deepfake_detection/data/known_pairs.py",
             "deepfake_detection/data/manifest.py",
             "deepfake_detection/io.py",
         ),
@@ -65,6 +66,7 @@ rule faces:
         directory("data/faces/{source}/images"),
         "data/faces/{source}/faces.csv",
         "data/faces/{source}/rejects.csv",
+        "data/faces/{source}/known_duplicates.csv",
         "metrics/faces/{source}.json",
     log:
         "logs/faces/{source}.log",
@@ -85,13 +87,17 @@ rule split:
             "stages/split.py",
             "deepfake_detection/data/split.py",
             "deepfake_detection/data/dedup.py",
+            "deepfake_detection/data/known_pairs.py",
             "deepfake_detection/data/manifest.py",
             "deepfake_detection/io.py",
         ),
         expand("data/faces/{source}/faces.csv", source=SOURCES),
+        expand("data/faces/{source}/known_duplicates.csv", source=SOURCES),
+        expand("data/raw/{source}", source=SOURCES),
     output:
         "data/splits/manifest.csv",
         "data/splits/duplicates.csv",
+        "data/splits/excluded.csv",
         "metrics/split.json",
     log:
         "logs/split.log",
@@ -102,7 +108,8 @@ rule split:
         "../../environment.yml"
     shell:
         "python stages/split.py --faces-root data/faces --out data/splits/manifest.csv"
-        " --duplicates data/splits/duplicates.csv --metrics metrics/split.json 2> {log}"
+        " --duplicates data/splits/duplicates.csv --excluded data/splits/excluded.csv"
+        " --metrics metrics/split.json 2> {log}"
 
 
 rule prepare:
