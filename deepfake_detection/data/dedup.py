@@ -326,15 +326,7 @@ def _boxed(faces: pd.DataFrame) -> np.ndarray:
 
 def _map_images(paths: list[str], fn, workers: int | None):
     """``fn(rgb)`` for each readable image path (None where unreadable), decoded in threads."""
-    def one(path):
-        try:
-            return fn(read_image_rgb(path))
-        except (FileNotFoundError, ValueError):
-            return None
-
-    workers = workers or min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, paths))
+    return _map_images_each(paths, lambda _path: fn, workers)
 
 
 def _unique_views(reg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -348,6 +340,10 @@ def _unique_views(reg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _view_hashes(faces: pd.DataFrame, rows: np.ndarray, workers: int | None) -> tuple[_Views, np.ndarray]:
     """Views at every margin and placement of the boxed ``rows``; also which rows were readable."""
+    readable = np.zeros(len(faces), dtype=bool)
+    if len(rows) == 0:
+        e = np.empty(0, dtype=np.int64)
+        return _Views(e, e, e, np.empty(0, dtype=np.uint64)), readable
     box = faces[["box_x", "box_y", "box_w", "box_h"]].to_numpy(dtype=np.float64)
     img = faces[["img_w", "img_h"]].to_numpy(dtype=np.float64)
     src = faces["src_path"].astype(str).to_numpy()
@@ -369,7 +365,6 @@ def _view_hashes(faces: pd.DataFrame, rows: np.ndarray, workers: int | None) -> 
 
     results = _map_images_each(paths, per_image, workers)
     parts = [p for res in results if res is not None for p in res]
-    readable = np.zeros(len(faces), dtype=bool)
     for path, res in zip(paths, results):
         if res is not None:
             readable[by_src[path]] = True
