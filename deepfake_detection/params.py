@@ -205,7 +205,7 @@ class SplitParams:
     # Leakage guard (deepfake_detection/data/dedup.py): candidate pairs differ in at most this
     # many pHash bits (-1 turns the guard off); a link needs an NCC of at least dedup_min_ncc
     # per mille between the aligned 32x32 grey images. Linked faces share a group.
-    dedup_max_distance: int = 6
+    dedup_max_distance: int = 4
     dedup_min_ncc: int = 930
 
     def validate(self, where: str) -> None:
