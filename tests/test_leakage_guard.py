@@ -25,7 +25,6 @@ from stages import split as split_stage
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = {"seed": 11, "n_train": 8, "n_val": 3, "n_test_dev": 4, "n_test_challenge": 1}
-OF_SPLIT = {"Train": "train", "Val": "val", "Test-Dev": "test_dev"}
 
 
 def known_from_names(raw: Path, moved: dict[str, str] | None = None) -> int:
