@@ -3,8 +3,8 @@
 ``deepfake_and_real_images`` was cut from OpenForensics faces, so the same face arrives twice
 under two dataset names, cut with a different margin (about 1.8x the box there, 1.3x here),
 shifted or clamped at the image border, resized twice and re-encoded as JPEG. A hash of the two
-stored crops cannot link them: they show different amounts of context (true twins differ in
-about 28 of 64 pHash bits, unrelated faces in 8-16 at best). What makes the guard work:
+stored crops cannot link them: they show different amounts of context (on the demo the two
+crops of one face differ in 22-34 of 64 pHash bits, more than most unrelated faces). What makes the guard work:
 
 1. **Box-aligned views.** Where a face was cut from a known box in a known source image
    (``faces.csv``: ``src_path``, ``box_*``, ``img_*``), the guard re-cuts the source image around
@@ -32,8 +32,8 @@ about 28 of 64 pHash bits, unrelated faces in 8-16 at best). What makes the guar
 
 Why not a network embedding (the MobileNetV2 weights ship offline): it would not tell a re-crop
 of the same pixels from a similar face any better than aligned pixels do, it costs far more per
-view, and float inference differs across machines. Why not all pairs: 300k faces times 75 views
-is 7e12 comparisons.
+view, and float inference differs across machines. Why not all pairs: 150k crops against 150k
+boxed faces times 75 views is 1.7e12 comparisons.
 
 Determinism: every number that decides a link is an integer computed exactly. Grey levels are
 ``(77 R + 150 G + 29 B + 128) >> 8``; thumbnails are integer box means over integral images (no
