@@ -204,13 +204,17 @@ class SplitParams:
     test: float = 0.15
     seed: int = 42
     keep_official: bool = True     # use a dataset's own splits where it has them
-    # Leakage guard: near-duplicate faces (perceptual hash within this many bits, across and
-    # within sources) are merged into one group before splitting; -1 turns it off.
+    # Leakage guard (deepfake_detection/data/dedup.py): candidate pairs differ in at most this
+    # many pHash bits (-1 turns the guard off); a link needs an NCC of at least dedup_min_ncc
+    # per mille between the aligned 32x32 grey images. Linked faces share a group.
     dedup_max_distance: int = 4
+    dedup_min_ncc: int = 930
 
     def validate(self, where: str) -> None:
         check(-1 <= self.dedup_max_distance <= 16, f"{where}.dedup_max_distance",
               f"must be in -1..16 (-1 = off), got {self.dedup_max_distance}")
+        check(0 <= self.dedup_min_ncc <= 1000, f"{where}.dedup_min_ncc",
+              f"must be in 0..1000 (per mille), got {self.dedup_min_ncc}")
         for name in ("train", "val", "test"):
             value = getattr(self, name)
             check(0.0 <= value <= 1.0, f"{where}.{name}", f"must be in [0, 1], got {value}")

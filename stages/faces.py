@@ -23,6 +23,7 @@ set_offline_defaults()
 import pandas as pd  # noqa: E402
 
 from deepfake_detection.data.adapters import DatasetError, adapt  # noqa: E402
+from deepfake_detection.data.known_pairs import write_known_faces  # noqa: E402
 from deepfake_detection.data.manifest import FACE_COLUMNS, REJECT_COLUMNS  # noqa: E402
 from deepfake_detection.faces import crop  # noqa: E402
 from deepfake_detection.io import atomic_path, write_csv, write_json  # noqa: E402
@@ -135,6 +136,7 @@ def main(argv=None) -> None:
     write_csv(args.out / "faces.csv", faces)
     write_csv(args.out / "rejects.csv", rej)
     write_json(args.metrics, summary)
+    write_known_faces(args.raw, faces, args.out / "known_duplicates.csv")
     empty = [ds for ds, c in summary.items() if c["kept"] == 0]
     if empty:
         ds = empty[0]

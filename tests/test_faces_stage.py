@@ -93,7 +93,10 @@ def test_faces_stage_keeps_or_rejects_every_face(tmp_path, params_dict, raw, mon
         assert img.shape == (32, 32, 3)
     assert set(faces.loc[faces.source == "tiny_folders", "official_split"]) == {"train", "test"}
     # nothing temporary left behind
-    assert sorted(p.name for p in (tmp_path / "faces/tiny").iterdir()) == ["faces.csv", "images", "rejects.csv"]
+    assert sorted(p.name for p in (tmp_path / "faces/tiny").iterdir()) == [
+        "faces.csv", "images", "known_duplicates.csv", "rejects.csv"]
+    # the source ships no known_duplicates.csv: header only
+    assert (tmp_path / "faces/tiny/known_duplicates.csv").read_text() == "face_id_a,face_id_b\n"
 
 
 def test_detector_crops_keep_faces_and_reject_faceless_images(tmp_path, params_dict, monkeypatch):

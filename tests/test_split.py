@@ -71,3 +71,38 @@ def test_groups_linked_across_datasets_stay_whole():
     assert leaking_groups(out) == []
     assert set(out.loc[out.source == "a", "split"]) == {"train", "val", "test"}   # val carved for a
     assert {"train", "val", "test"} <= set(out.loc[out.source == "b", "split"])
+
+
+def test_resolve_official_conflicts_keeps_held_out_and_excludes_train_val_by_hand():
+    from deepfake_detection.data.split import EXCLUDED, resolve_official_conflicts
+
+    f = pd.DataFrame({
+        "face_id": ["a1", "b1", "a2", "b2", "c2", "a3", "b3", "a4", "c4", "a5", "b5", "c5", "a6"],
+        "source": ["a", "b", "a", "b", "c", "a", "b", "a", "c", "a", "b", "c", "a"],
+        "group": ["g1", "g1", "g2", "g2", "g2", "g3", "g3", "g4", "g4", "g5", "g5", "g5", "g6"],
+        "official_split": ["train", "test", "test_dev", "test", "", "train", "val", "train", "", "val", "val", "",
+                           "train"],
+        "label": 0,
+    })
+    out, moved = resolve_official_conflicts(f)
+    assert list(out["official_split"]) == [
+        EXCLUDED, "test",            # g1: a train face linked to a held-out face is excluded
+        "test_dev", "test", "test",  # g2: held-out splits stay; the unsplit face goes to its test
+        "val", "val",                # g3: train + val -> val
+        "train", "",                 # g4: no conflict (the unsplit face takes the group's later)
+        "val", "val", "val",         # g5: the unsplit face joins val
+        "train"]
+    assert moved["per_dataset"] == {"a": {"excluded_leak": 1, "to_test": 0, "to_val": 1},
+                                    "b": {"excluded_leak": 0, "to_test": 0, "to_val": 0},
+                                    "c": {"excluded_leak": 0, "to_test": 1, "to_val": 0}}
+    assert moved["excluded"].values.tolist() == [["a1", "a", "train", "g1"]]
+    manifest = assign_splits(out, 0.7, 0.15, 0.15, 42)
+    assert manifest.set_index("face_id").loc[["a1", "b1", "c2", "c4"], "split"].tolist() == [
+        EXCLUDED, "test", "test", "train"]
+    assert leaking_groups(manifest) == []
+
+
+def test_leaking_groups_allows_several_held_out_splits_and_ignores_excluded():
+    m = pd.DataFrame({"group": ["g1", "g1", "g2", "g2", "g3", "g3", "g4", "g4", "g5"],
+                      "split": ["test", "test_dev", "excluded_leak", "test", "train", "test", "train", "val", "val"]})
+    assert leaking_groups(m) == ["g3", "g4"]

@@ -53,6 +53,9 @@ def assign_splits(faces: pd.DataFrame, train: float, val: float, test: float, se
     2. Datasets that have official splits but no ``val`` get one carved from their ``train``
        faces (only groups lying wholly in such datasets' train part are eligible).
     3. Every remaining group is dealt to train/val/test by :func:`stratified_group_split`.
+
+    When the leakage guard merged groups across datasets, run :func:`resolve_official_conflicts`
+    first, so that no group holds two different official splits of which one is train or val.
     """
     out = faces.copy()
     official = out["official_split"].fillna("").astype(str) if keep_official else pd.Series("", index=out.index)
@@ -76,25 +79,54 @@ def assign_splits(faces: pd.DataFrame, train: float, val: float, test: float, se
     return out.sort_values("face_id", kind="stable").reset_index(drop=True)
 
 
-# When a duplicate links faces that their datasets put in different official splits, the whole
-# group goes to the most held-out of them: a test face must never also be trained on.
-SPLIT_PRIORITY = ("test_challenge", "test_dev", "test", "val", "train")
+HELD_OUT = ("test", "test_dev", "test_challenge")
+EXCLUDED = "excluded_leak"     # a train/val face linked to a held-out face: read by no one
+TRAIN_VAL = ("train", "val")
 
 
-def resolve_official_conflicts(faces: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Give every group one official split (the most held-out); return (faces, faces moved)."""
-    rank = {name: i for i, name in enumerate(SPLIT_PRIORITY)}
+def resolve_official_conflicts(faces: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Make every linked group leak-free before splitting; return (faces, what moved).
+
+    Within a group (faces that must not be trained on and tested on apart):
+      * a group holding any face of a held-out split (``HELD_OUT``): held-out faces keep their
+        own split (a group may span several held-out splits: no model trains on them); its
+        train/val faces get :data:`EXCLUDED`; its faces without an official split get ``test``
+        (their own dataset's test set);
+      * otherwise a group holding both train and val faces puts them all in ``val``, and its
+        faces without an official split take that split.
+    Only ``official_split`` changes. The dict counts per dataset ``excluded_leak`` (train/val ->
+    excluded), ``to_test`` (unsplit -> test) and ``to_val`` (train -> val), and lists the
+    excluded faces (``face_id``, ``source``, ``official_split`` before, ``group``).
+    """
     official = faces["official_split"].fillna("").astype(str)
-    keyed = official.map(lambda s: rank.get(s, len(rank)) if s else len(rank) + 1)
-    best = keyed.groupby(faces["group"]).transform("min")
-    conflict = (official != "") & (keyed != best)
+    group = faces["group"].astype(str)
+    held = official.isin(HELD_OUT).groupby(group).transform("any")
+    has_val = (official == "val").groupby(group).transform("any")
+    has_train = (official == "train").groupby(group).transform("any")
+    new = official.copy()
+    excluded = held & official.isin(TRAIN_VAL)
+    to_test = held & (official == "")
+    to_val = ~held & has_val & has_train & (official == "train")
+    new[excluded] = EXCLUDED
+    new[to_test] = "test"
+    new[to_val] = "val"
+    new[~held & has_val & (official == "")] = "val"
     out = faces.copy()
-    names = {v: k for k, v in rank.items()}
-    out.loc[conflict, "official_split"] = best[conflict].map(names)
-    return out, int(conflict.sum())
+    out["official_split"] = new.to_numpy()
+    src = faces["source"].astype(str)
+    counts = {ds: {"excluded_leak": int((excluded & (src == ds)).sum()), "to_test": int((to_test & (src == ds)).sum()),
+                   "to_val": int((to_val & (src == ds)).sum())} for ds in sorted(set(src))}
+    listed = faces.loc[excluded, ["face_id", "source", "official_split", "group"]]
+    return out, {"per_dataset": counts, "excluded": listed.sort_values("face_id").reset_index(drop=True)}
 
 
 def leaking_groups(manifest: pd.DataFrame) -> list[str]:
-    """Groups found in more than one split (must be empty)."""
-    n = manifest.groupby("group")["split"].nunique()
-    return sorted(n[n > 1].index)
+    """Groups that put a face in train or val and another face in any other split (must be none).
+
+    Faces in :data:`EXCLUDED` are read by no one and do not count; a group spread over several
+    held-out splits is not a leak.
+    """
+    used = manifest[manifest["split"] != EXCLUDED]
+    n = used.groupby("group")["split"].nunique()
+    trains = used["split"].isin(TRAIN_VAL).groupby(used["group"]).any()
+    return sorted(n[(n > 1) & trains.reindex(n.index)].index)

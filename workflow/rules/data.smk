@@ -52,6 +52,7 @@ rule faces:
         directory("data/faces/{source}/images"),
         "data/faces/{source}/faces.csv",
         "data/faces/{source}/rejects.csv",
+        "data/faces/{source}/known_duplicates.csv",
         "metrics/faces/{source}.json",
     log:
         "logs/faces/{source}.log",
@@ -68,9 +69,12 @@ rule split:
     input:
         code_deps("split"),
         expand("data/faces/{source}/faces.csv", source=SOURCES),
+        expand("data/faces/{source}/known_duplicates.csv", source=SOURCES),
+        expand("data/raw/{source}", source=SOURCES),
     output:
         "data/splits/manifest.csv",
         "data/splits/duplicates.csv",
+        "data/splits/excluded.csv",
         "metrics/split.json",
     log:
         "logs/split.log",
@@ -78,7 +82,8 @@ rule split:
         params_yaml=read_keys("enabled_sources", "split"),
     shell:
         "python stages/split.py --faces-root data/faces --out data/splits/manifest.csv"
-        " --duplicates data/splits/duplicates.csv --metrics metrics/split.json 2> {log}"
+        " --duplicates data/splits/duplicates.csv --excluded data/splits/excluded.csv"
+        " --metrics metrics/split.json 2> {log}"
 
 
 rule prepare:
