@@ -240,3 +240,13 @@ def test_extra_and_normalize_errors():
         Extra(zoom=1.5)
     with pytest.raises(ValueError, match="normalize 'nope' is not one of"):
         TrainAugment(AugmentParams(), "nope")
+
+
+@pytest.mark.slow
+def test_compiled_path_matches_eager():
+    """torch.compile (one-off, ~10-30 s on CPU) fuses the float steps; same draws, same pixels to 1e-5."""
+    aug = AugmentParams(resize=18, crop=16, hflip=0.5, color_jitter=(0.3, 0.3, 0.3, 0.1))
+    x, y = _batch()
+    eager, _ = TrainAugment(aug, "imagenet")(x, y, seed=2)
+    compiled, _ = TrainAugment(aug, "imagenet", compile=True)(x, y, seed=2)
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=0)
