@@ -7,9 +7,10 @@ batch) and :class:`TrainAugment` (Kornia, one parameter set per image, on the de
 the ``resnet18_scratch`` augment list (resize 72 / crop 64 at 64 px; resize 256 / crop 224 at
 224 px), batch 64. Measured: the loader alone over one epoch, and loader + a ResNet-18 training
 step (AMP + channels_last on CUDA); the table gives images/s, ours/reports and the share of each
-step spent loading. A third row, "compiled", fuses the colour-jitter steps with torch.compile
-(compiled before the timings; the compile time is printed). The data are generated here (crops of scikit-image's photos as JPEGs in a
-temporary folder) and deleted afterwards.
+step spent loading. A third row, "compiled", is ours with ``TrainAugment(compile=True)``
+(compiled before the timings; the compile time is printed). The data are generated here (crops
+of scikit-image's photos as JPEGs in a temporary folder) and deleted afterwards. On a CPU
+shared with other jobs, ``--threads 1`` avoids OpenMP threads spinning against each other.
 
     python benchmarks/bench_input_pipeline.py            # 768 faces, < 3 min on 2 CPU cores
     python benchmarks/bench_input_pipeline.py --quick    # 256 faces, fewer steps, < 1 min
@@ -167,7 +168,7 @@ def run(n: int, sizes: list[int], steps: dict[int, int], device: torch.device, c
             if compile:
                 t0 = time.perf_counter()
                 pipes["compiled"] = our_loader(images, labels, aug, device, compile=True)
-                print(f"{size} px: torch.compile (float conversion, colour jitter, normalisation) took {time.perf_counter() - t0:.0f} s")
+                print(f"{size} px: torch.compile of the float steps took {time.perf_counter() - t0:.0f} s")
             res = {name: (time_loader(b, device), *time_training(b, device, steps[size])) for name, b in pipes.items()}
             del images
         rows.append({"size": size, **{f"{k}_{name}": v for name, vals in res.items()
@@ -184,7 +185,7 @@ def table(rows: list[dict]) -> str:
         for name in ("reports", "ours", "compiled"):
             if f"loader_{name}" not in r:
                 continue
-            lines.append(f"{r['size']:>4} {name:<9} | {r[f"loader_{name}"]:>12.0f} "
+            lines.append(f"{r['size']:>4} {name:<9} | {r[f'loader_{name}']:>12.0f} "
                          f"{r[f'loader_{name}'] / r['loader_reports']:>8.1f}x | "
                          f"{r[f'train_{name}']:>22.1f} {r[f'train_{name}'] / r['train_reports']:>8.2f}x | "
                          f"{r[f'load_share_{name}']:>20.1%}")

@@ -73,6 +73,8 @@ def test_reader_rejects_bad_inputs():
         BatchReader(_images(), np.zeros(10), np.array([0, 10]), 2, shuffle=False)
     with pytest.raises(ValueError, match="uint8 \\(N, S, S, 3\\)"):
         BatchReader(_images().astype(np.float32), np.zeros(10), np.arange(3), 2, shuffle=False)
+    with pytest.raises(ValueError, match="9 labels for 10 images"):
+        BatchReader(_images(), np.zeros(9), np.arange(3), 2, shuffle=False)
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         BatchReader(_images(), np.zeros(10), np.arange(3), 0, shuffle=False)
 

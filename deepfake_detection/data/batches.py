@@ -63,6 +63,9 @@ class BatchReader:
                              f"got {images.dtype} {images.shape}")
         if batch_size < 1:
             raise ValueError(f"BatchReader: batch_size must be >= 1, got {batch_size}")
+        if len(labels) != len(images):
+            raise ValueError(f"BatchReader: {len(labels)} labels for {len(images)} images; pass the "
+                             f"prepared index.csv's label column whole")
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) and (rows.min() < 0 or rows.max() >= len(images)):
             raise ValueError(f"BatchReader: rows must lie in [0, {len(images)}), got "
