@@ -1,0 +1,219 @@
+"""Benchmark: the reports' input pipeline against batched reads + per-sample augmentation on the device.
+
+Reports' loop: torchvision ``ImageFolder`` over face JPEGs, PIL decode and per-image transforms
+(Resize, RandomCrop, RandomHorizontalFlip, ColorJitter, ToTensor, Normalize) in a ``DataLoader``
+with 0 workers. Ours: the ``prepare`` stage's uint8 array, :class:`BatchReader` (one read per
+batch) and :class:`TrainAugment` (Kornia, one parameter set per image, on the device). Both use
+the ``resnet18_scratch`` augment list (resize 72 / crop 64 at 64 px; resize 256 / crop 224 at
+224 px), batch 64. Measured: the loader alone over one epoch, and loader + a ResNet-18 training
+step (AMP + channels_last on CUDA); the table gives images/s, ours/reports and the share of each
+step spent loading. A third row, "compiled", is ours with ``TrainAugment(compile=True)``
+(compiled before the timings; the compile time is printed). The data are generated here (crops
+of scikit-image's photos as JPEGs in a temporary folder) and deleted afterwards. On a CPU
+shared with other jobs, ``--threads 1`` avoids OpenMP threads spinning against each other.
+
+    python benchmarks/bench_input_pipeline.py            # 768 faces, < 3 min on 2 CPU cores
+    python benchmarks/bench_input_pipeline.py --quick    # 256 faces, fewer steps, < 1 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from skimage import data as skdata
+from torch.utils.data import DataLoader
+from torchvision import transforms as T
+
+from deepfake_detection.data.batch_augment import TrainAugment, batch_seed
+from deepfake_detection.data.batches import BatchReader
+from deepfake_detection.params import AugmentParams
+
+JITTER = (0.1, 0.1, 0.1, 0.05)
+AUGMENT = {64: AugmentParams(resize=72, crop=64, hflip=0.5, color_jitter=JITTER),
+           224: AugmentParams(resize=256, crop=224, hflip=0.5, color_jitter=JITTER)}
+BATCH = 64
+
+
+def synthetic_faces(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` structured RGB ``size`` px images: random square crops of scikit-image's colour photos."""
+    photos = [skdata.astronaut(), skdata.chelsea(), skdata.coffee(), skdata.rocket()]
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        photo = photos[i % len(photos)]
+        side = int(rng.integers(min(photo.shape[:2]) // 4, min(photo.shape[:2])))
+        top = int(rng.integers(0, photo.shape[0] - side + 1))
+        left = int(rng.integers(0, photo.shape[1] - side + 1))
+        crop = Image.fromarray(photo[top:top + side, left:left + side]).resize((size, size), Image.BILINEAR)
+        out.append(np.asarray(crop))
+    return out
+
+
+def write_image_folder(faces: list[np.ndarray], root: Path) -> np.ndarray:
+    """JPEGs in ``root/{real,fake}/`` (ImageFolder's layout); returns the labels in ``faces`` order."""
+    labels = np.arange(len(faces)) % 2
+    for cls in ("real", "fake"):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+    for i, (img, lab) in enumerate(zip(faces, labels)):
+        Image.fromarray(img).save(root / ("fake" if lab else "real") / f"{i:05d}.jpg", quality=90)
+    return labels
+
+
+def write_prepared(root: Path, out: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Decode the folder once into a uint8 .npy memmap (what ``prepare`` does); (images, labels)."""
+    folder = torchvision.datasets.ImageFolder(str(root))
+    arr = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8,
+                                    shape=(len(folder), *np.asarray(Image.open(folder.samples[0][0])).shape))
+    for i, (path, _) in enumerate(folder.samples):
+        arr[i] = np.asarray(Image.open(path).convert("RGB"))
+    arr.flush()
+    del arr
+    return np.load(out, mmap_mode="r"), np.array(folder.targets)
+
+
+def reports_loader(root: Path, aug: AugmentParams, device: torch.device):
+    b, c, s, h = aug.color_jitter
+    tf = T.Compose([T.Resize(aug.resize), T.RandomCrop(aug.crop), T.RandomHorizontalFlip(aug.hflip),
+                    T.ColorJitter(b, c, s, h), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])
+    loader = DataLoader(torchvision.datasets.ImageFolder(str(root), transform=tf), batch_size=BATCH,
+                        shuffle=True, num_workers=0, pin_memory=device.type == "cuda",
+                        generator=torch.Generator().manual_seed(0))
+
+    def batches(epoch: int):
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    return batches
+
+
+def our_loader(images: np.ndarray, labels: np.ndarray, aug: AugmentParams, device: torch.device,
+               compile: bool = False):
+    reader = BatchReader(images, labels, np.arange(len(images)), BATCH, shuffle=True, seed=0, device=device)
+    augment = TrainAugment(aug, normalize="half", compile=compile).to(device)
+    if compile:   # compile outside the timings, once per batch shape the epoch will see
+        for x, y in reader.epoch(0):
+            augment(x, y, 0)
+
+    def batches(epoch: int):
+        for step, (x, y) in enumerate(reader.epoch(epoch)):
+            yield augment(x, y, batch_seed(0, epoch, step))
+    return batches
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_loader(batches, device: torch.device) -> float:
+    """Images/s of one full epoch, loader alone."""
+    sync(device)
+    start, seen = time.perf_counter(), 0
+    for x, _ in batches(1):
+        seen += len(x)
+    sync(device)
+    return seen / (time.perf_counter() - start)
+
+
+def time_training(batches, device: torch.device, steps: int) -> tuple[float, float]:
+    """(images/s of loader + ResNet-18 step, fraction of the time spent in the loader).
+
+    On CUDA a first, untimed step warms up kernels and the allocator; CPU runs time every step.
+    """
+    cuda = device.type == "cuda"
+    model = torchvision.models.resnet18(num_classes=2).to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scaler = torch.amp.GradScaler(device.type, enabled=cuda)
+    t_load = t_step = 0.0
+    seen, it = 0, iter(batches(2))
+    warmup = 1 if cuda else 0
+    for i in range(steps + warmup):
+        sync(device)
+        t0 = time.perf_counter()
+        x, y = next(it)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        sync(device)
+        t1 = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        sync(device)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            t_load, t_step, seen = t_load + t1 - t0, t_step + t2 - t1, seen + len(x)
+    return seen / (t_load + t_step), t_load / (t_load + t_step)
+
+
+def run(n: int, sizes: list[int], steps: dict[int, int], device: torch.device, compile: bool) -> list[dict]:
+    rows = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="bench_input_") as tmp:
+            root = Path(tmp) / "faces"
+            write_image_folder(synthetic_faces(n, size), root)
+            images, labels = write_prepared(root, Path(tmp) / "images.npy")
+            aug = AUGMENT[size]
+            pipes = {"reports": reports_loader(root, aug, device), "ours": our_loader(images, labels, aug, device)}
+            if compile:
+                t0 = time.perf_counter()
+                pipes["compiled"] = our_loader(images, labels, aug, device, compile=True)
+                print(f"{size} px: torch.compile of the float steps took {time.perf_counter() - t0:.0f} s")
+            res = {name: (time_loader(b, device), *time_training(b, device, steps[size])) for name, b in pipes.items()}
+            del images
+        rows.append({"size": size, **{f"{k}_{name}": v for name, vals in res.items()
+                                      for k, v in zip(("loader", "train", "load_share"), vals)}})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """One row per size and pipeline; ratios against the reports' loop of the same size."""
+    head = (f"{'px':>4} {'pipeline':<9} | {'loader img/s':>12} {'x reports':>9} | "
+            f"{'loader+ResNet-18 img/s':>22} {'x reports':>9} | {'loader share of step':>20}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        for name in ("reports", "ours", "compiled"):
+            if f"loader_{name}" not in r:
+                continue
+            lines.append(f"{r['size']:>4} {name:<9} | {r[f'loader_{name}']:>12.0f} "
+                         f"{r[f'loader_{name}'] / r['loader_reports']:>8.1f}x | "
+                         f"{r[f'train_{name}']:>22.1f} {r[f'train_{name}'] / r['train_reports']:>8.2f}x | "
+                         f"{r[f'load_share_{name}']:>20.1%}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="256 faces, one training step per pipeline, no compiled row (< 1 min on CPU)")
+    ap.add_argument("--n", type=int, default=0,
+                    help="faces per size (default 768 = 12 batches, 256 with --quick)")
+    ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile'd colour-jitter row")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 224], choices=sorted(AUGMENT))
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    args = ap.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    cpu = device.type == "cpu"
+    n = args.n or (256 if args.quick else 768)
+    steps = ({64: 1 if args.quick else 3, 224: 1} if cpu else {64: 20, 224: 10})
+    compile = not (args.quick or args.no_compile)
+    print(f"device {device}, torch threads {torch.get_num_threads()}, {n} faces, batch {BATCH}, "
+          f"timed training steps {steps}")
+    print(table(run(n, args.sizes, steps, device, compile)))
+
+
+if __name__ == "__main__":
+    main()

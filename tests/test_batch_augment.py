@@ -1,0 +1,254 @@
+"""Batched reads (data/batches.py) and per-sample batch augmentation (data/batch_augment.py)."""
+
+import numpy as np
+import pytest
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from deepfake_detection.data.batch_augment import (BatchColorJitter, EvalAugment, Extra, TrainAugment, adjust_hue,
+                                                   batch_seed, make_mix, random_crop_flip)
+from deepfake_detection.data.batches import BatchReader, batch_slices, epoch_order, read_rows
+from deepfake_detection.data.transforms import eval_transform, to_float_batch
+from deepfake_detection.params import AugmentParams, MixParams
+
+
+def _images(n=10, size=8, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def _rng_states():
+    return torch.get_rng_state(), np.random.get_state()[1].copy()
+
+
+def _same_rng(before, after):
+    return torch.equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+
+
+# ---- batch reader ---------------------------------------------------------------------------
+
+def test_read_rows_restores_the_requested_order():
+    images = _images()
+    rows = np.array([7, 2, 9, 0])
+    got = read_rows(images, rows)
+    assert got.dtype == torch.uint8 and got.shape == (4, 8, 8, 3)
+    assert torch.equal(got, torch.from_numpy(images[[7, 2, 9, 0]]))
+
+
+def test_batch_slices_by_hand():
+    assert batch_slices(10, 4, drop_last=False) == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    assert batch_slices(10, 4, drop_last=True) == [slice(0, 4), slice(4, 8)]
+
+
+def test_epoch_is_the_seeded_permutation_and_leaves_global_rng_alone():
+    images, labels = _images(), np.arange(10) % 2
+    rows = np.array([9, 1, 3, 5, 7, 0, 2])
+    reader = BatchReader(images, labels, rows, 3, shuffle=True, seed=5)
+    before = _rng_states()
+    batches = list(reader.epoch(2))
+    assert _same_rng(before, _rng_states())
+    perm = torch.randperm(7, generator=torch.Generator().manual_seed(5 * 100_003 + 2)).numpy()
+    assert [len(x) for x, _ in batches] == [3, 3, 1] and len(reader) == 3
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    assert x.dtype == torch.uint8 and x.shape == (7, 3, 8, 8)
+    assert torch.equal(x, torch.from_numpy(images[rows[perm]]).permute(0, 3, 1, 2))
+    assert y.tolist() == labels[rows[perm]].tolist() and y.dtype == torch.int64
+
+
+def test_resume_replays_an_epoch_and_epochs_differ():
+    images, labels = _images(20), np.zeros(20, int)
+    first = BatchReader(images, labels, np.arange(20), 4, shuffle=True, seed=1)
+    for _ in first.epoch(1):
+        pass
+    epoch2 = [x for x, _ in first.epoch(2)]
+    resumed = BatchReader(images, labels, np.arange(20), 4, shuffle=True, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(epoch2, [x for x, _ in resumed.epoch(2)]))
+    assert all(torch.equal(a, b) for a, b in zip(epoch2[2:], [x for x, _ in resumed.epoch(2, start_batch=2)]))
+    assert not np.array_equal(epoch_order(20, 1, 1, True), epoch_order(20, 1, 2, True))
+    assert epoch_order(5, 1, 3, False).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_reader_rejects_bad_inputs():
+    with pytest.raises(ValueError, match=r"rows must lie in \[0, 10\), got \[0, 10\]"):
+        BatchReader(_images(), np.zeros(10), np.array([0, 10]), 2, shuffle=False)
+    with pytest.raises(ValueError, match="uint8 \\(N, S, S, 3\\)"):
+        BatchReader(_images().astype(np.float32), np.zeros(10), np.arange(3), 2, shuffle=False)
+    with pytest.raises(ValueError, match="9 labels for 10 images"):
+        BatchReader(_images(), np.zeros(9), np.arange(3), 2, shuffle=False)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        BatchReader(_images(), np.zeros(10), np.arange(3), 0, shuffle=False)
+
+
+# ---- augmentation ---------------------------------------------------------------------------
+
+JITTER = (0.1, 0.1, 0.1, 0.05)
+CASES = {
+    "resize_crop_flip_jitter": (AugmentParams(resize=18, crop=16, hflip=0.5, color_jitter=JITTER), Extra(), None),
+    "random_resized_crop": (AugmentParams(crop=16, random_resized_crop_scale=(0.08, 1.0), hflip=0.5), Extra(), None),
+    "rotation_zoom": (AugmentParams(), Extra(rotation=15.0, zoom=0.2), None),
+    "brightness_hue": (AugmentParams(color_jitter=(0.2, 0.0, 0.0, 0.1)), Extra(), None),
+    "autoaugment": (AugmentParams(autoaugment=True), Extra(), None),
+    "cutmix": (AugmentParams(crop=16), Extra(), MixParams("cutmix", 1.0)),
+    "mixup": (AugmentParams(crop=16), Extra(), MixParams("mixup", 0.4)),
+    "none": (AugmentParams(), Extra(), None),
+}
+
+
+def _batch(n=6, size=20, seed=0):
+    x = torch.from_numpy(_images(n, size, seed)).permute(0, 3, 1, 2)
+    return x, torch.tensor([i % 2 for i in range(n)])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_augmentation_shapes_dtypes_seeding_and_global_rng(name):
+    aug, extra, mix = CASES[name]
+    t = TrainAugment(aug, "imagenet", mix, extra)
+    x, y = _batch()
+    before = _rng_states()
+    out, yy = t(x, y, seed=11)
+    assert _same_rng(before, _rng_states())
+    side = aug.crop or aug.resize or 20
+    assert out.shape == (6, 3, side, side) and out.dtype == torch.float32
+    assert yy.dtype == (torch.float32 if mix else torch.int64) and yy.shape == (6,)
+    again, yy2 = t(x, y, seed=11)
+    assert torch.equal(out, again) and torch.equal(yy, yy2)
+    if name != "none":
+        assert not torch.equal(out, t(x, y, seed=12)[0])
+
+
+@pytest.mark.parametrize("name", ["random_resized_crop", "rotation_zoom", "brightness_hue"])
+def test_kornia_and_jitter_draw_per_sample(name):
+    aug, extra, _ = CASES[name]
+    x = _batch(1)[0].expand(8, -1, -1, -1).contiguous()   # eight copies of one image
+    out, _ = TrainAugment(aug, "unit", None, extra)(x, torch.zeros(8, dtype=torch.long), seed=3)
+    assert len({out[i].numpy().tobytes() for i in range(8)}) == 8
+
+
+class _Mark(torch.nn.Module):
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return torch.full_like(x, self.k / 100.0)
+
+
+def test_autoaugment_draws_a_subpolicy_per_image():
+    t = TrainAugment(AugmentParams(autoaugment=True), "unit")
+    assert len(t.autoaugment.subpolicies) == 25             # the ImageNet policy
+    t.autoaugment.subpolicies = torch.nn.ModuleList(_Mark(k) for k in range(25))
+    x = _batch(1)[0].expand(32, -1, -1, -1).contiguous()
+    out, _ = t(x, torch.zeros(32, dtype=torch.long), seed=21)
+    torch.manual_seed(21)
+    choice = torch.randint(25, (32,))
+    assert torch.equal(out[:, 0, 0, 0], choice.float() / 100.0)
+    assert torch.unique(choice).numel() == 20               # 20 different sub-policies in 32 images
+
+
+def test_crop_and_flip_are_drawn_per_image_exactly():
+    aug = AugmentParams(resize=0, crop=4, hflip=0.5)
+    x = torch.arange(6 * 6, dtype=torch.uint8).view(1, 1, 6, 6).expand(8, 3, 6, 6).contiguous()
+    out, _ = TrainAugment(aug, "unit")(x, torch.zeros(8, dtype=torch.long), seed=7)
+    torch.manual_seed(7)
+    tops, lefts, flips = torch.randint(3, (8,)), torch.randint(3, (8,)), torch.rand(8) < 0.5
+    for i in range(8):
+        want = x[i, :, tops[i]:tops[i] + 4, lefts[i]:lefts[i] + 4]
+        want = want.flip(-1) if flips[i] else want
+        assert torch.equal(out[i], want.float() / 255.0)
+    assert len(set(zip(tops.tolist(), lefts.tolist(), flips.tolist()))) > 1
+
+
+def test_random_crop_larger_than_the_image_is_a_clear_error():
+    with pytest.raises(ValueError, match="random crop 9 is larger than the 8x8 images; lower augment.crop"):
+        random_crop_flip(torch.zeros(1, 3, 8, 8), 9, 0.0)
+
+
+def test_color_jitter_matches_torchvision_per_image():
+    torch.manual_seed(0)
+    x = torch.rand(5, 3, 7, 7)
+    j = BatchColorJitter(0.4, 0.3, 0.5, 0.2)
+    torch.manual_seed(4)
+    out = j(x)
+    torch.manual_seed(4)
+    factors, order = j.draw(5)
+    fns = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
+    for i in range(5):
+        ref = x[i]
+        for step in order.tolist():
+            ref = fns[step](ref, float(factors[step, i]))
+        torch.testing.assert_close(out[i], ref, atol=2e-6, rtol=0)
+
+
+def test_hue_closed_form_matches_torchvision_on_grey_and_saturated_pixels():
+    x = torch.tensor([[0.5, 0.5, 0.5], [1.0, 0.0, 0.0], [0.2, 0.9, 0.4], [0.3, 0.1, 0.8]]).T.reshape(1, 3, 2, 2)
+    for shift in (-0.5, -0.13, 0.0, 0.27, 0.5):
+        torch.testing.assert_close(adjust_hue(x, torch.tensor([shift]))[0], TF.adjust_hue(x[0], shift),
+                                   atol=2e-6, rtol=0)
+
+
+def test_color_jitter_rejects_out_of_range_values():
+    with pytest.raises(ValueError, match=r"augment.color_jitter hue must be in \[0, 0.5\], got 0.7"):
+        BatchColorJitter(0.1, 0.1, 0.1, 0.7)
+
+
+def test_eval_is_deterministic_and_matches_the_torchvision_eval_transform():
+    aug = AugmentParams(resize=18, crop=16, hflip=0.5, color_jitter=JITTER)
+    x, _ = _batch()
+    ev = EvalAugment(aug, "half")
+    out = ev(x)
+    assert torch.equal(out, ev(x)) and out.shape == (6, 3, 16, 16)
+    ref = to_float_batch(torch.stack([eval_transform(aug)(x[i]) for i in range(6)]), "half")
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+
+
+def test_mixup_labels_follow_the_drawn_lambda():
+    x = torch.tensor([10, 50, 90, 250], dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 3, 4, 4).contiguous()
+    y = torch.tensor([1, 0, 0, 1])
+    out, soft = TrainAugment(AugmentParams(), "unit", MixParams("mixup", 0.4))(x, y, seed=9)
+    torch.manual_seed(9)
+    lam = float(torch.distributions.Beta(torch.tensor([0.4]), torch.tensor([0.4])).sample(()))
+    c = torch.tensor([10, 50, 90, 250]) / 255.0
+    torch.testing.assert_close(out[:, 0, 0, 0], lam * c + (1 - lam) * c.roll(1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(soft, torch.tensor([1.0, 1 - lam, 0.0, lam]), atol=1e-6, rtol=0)
+
+
+def test_cutmix_labels_follow_the_pasted_area():
+    x = torch.tensor([10, 50, 90, 250], dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 3, 16, 16).contiguous()
+    y = torch.tensor([1, 0, 0, 1])
+    out, soft = TrainAugment(AugmentParams(), "unit", MixParams("cutmix", 1.0))(x, y, seed=5)
+    c = torch.tensor([10, 50, 90, 250]) / 255.0
+    pasted = (out[:, 0] == c.roll(1).view(4, 1, 1)).sum(dim=(1, 2))
+    assert len(set(pasted.tolist())) == 1          # one box for the whole batch
+    lam = 1.0 - pasted[0].item() / 256
+    kept = (out[:, 0] == c.view(4, 1, 1)).sum(dim=(1, 2))
+    assert (kept + pasted).tolist() == [256] * 4
+    torch.testing.assert_close(soft, torch.tensor([1.0, 1 - lam, 0.0, lam]), atol=1e-6, rtol=0)
+
+
+def test_mix_off_and_bad_names():
+    assert make_mix(None) is None and make_mix(MixParams("none", 1.0)) is None
+    with pytest.raises(ValueError, match="train.mix.name 'mixin' is not one of none, cutmix, mixup"):
+        make_mix(MixParams("mixin", 1.0))
+
+
+def test_batch_seed_is_a_pure_function():
+    assert batch_seed(1, 2, 3) == batch_seed(1, 2, 3)
+    assert len({batch_seed(1, 2, 3), batch_seed(1, 3, 2), batch_seed(2, 1, 3)}) == 3
+    assert 0 <= batch_seed(0, 0, 0) < 2**63
+
+
+def test_extra_and_normalize_errors():
+    with pytest.raises(ValueError, match="zoom must be in \\[0, 1\\)"):
+        Extra(zoom=1.5)
+    with pytest.raises(ValueError, match="normalize 'nope' is not one of"):
+        TrainAugment(AugmentParams(), "nope")
+
+
+@pytest.mark.slow
+def test_compiled_path_matches_eager():
+    """torch.compile (one-off, ~10-30 s on CPU) fuses the float steps; same draws, same pixels to 1e-5."""
+    aug = AugmentParams(resize=18, crop=16, hflip=0.5, color_jitter=(0.3, 0.3, 0.3, 0.1))
+    x, y = _batch()
+    eager, _ = TrainAugment(aug, "imagenet")(x, y, seed=2)
+    compiled, _ = TrainAugment(aug, "imagenet", compile=True)(x, y, seed=2)
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=0)
