@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from deepfake_detection.evaluation.metrics import METRIC_KEYS
+from tests.conftest import enable_trained_yolo
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
@@ -29,9 +30,11 @@ def tiny_params(params: dict) -> dict:
         n_train=10, n_val=5, n_test_dev=4, n_test_challenge=4, image_size=128,
         faces_per_image=[2, 3], face_size=[28, 44], folder_size=48)
     params["faces"].update(size=32)
+    # the folder copy through the YOLO trained in the graph (train_face_detector@yolo, faces_yolo@demo);
     # a 1-epoch YOLO is unsure of everything: keep its best guess so the detector path runs
-    params["faces"]["detector"].update(confidence=0.001, min_face=8)
-    params["face_detector"].update(epochs=1, imgsz=64)
+    enable_trained_yolo(params, epochs=1, imgsz=64)
+    params["faces"]["detector"].update(min_face=8)
+    params["faces"]["detector"]["yolo"].update(confidence=0.001)
     params["prepare"].update(size=32)
     params["train"].update(epochs=2, batch_size=16, max_batches_per_epoch=2)
     params["variants"]["resnet18_scratch"]["train"]["augment"].update(resize=36, crop=32)

@@ -64,7 +64,7 @@ def real_params(params: dict, url: str) -> dict:
             "datasets": {"deepfake_and_real_images": {"layout": "real_fake_folders", "dir": ".", "crop": "whole"}}},
     }
     params["enabled_sources"] = ["openforensics", "deepfake_and_real_images"]
-    params["face_detector"].update(source="openforensics", coco_subdir=".", epochs=1, imgsz=64)
+    params["face_stages"] = {"faces": ["openforensics", "deepfake_and_real_images"], "faces_yolo": []}
     params["faces"].update(size=32)
     params["prepare"].update(size=32)
     params["train"].update(datasets=["openforensics"], epochs=1, batch_size=16, max_batches_per_epoch=2)
