@@ -109,21 +109,20 @@ def tree_hashes(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def run_in(env_name: str, out_dir: Path, options: dict) -> float:
-    """Run the pipeline in a fresh process under environment ``env_name``; return seconds."""
+def run_in(env_name: str, out_dir: Path, options: dict) -> tuple[float, dict[str, str]]:
+    """Run the pipeline in a fresh process under environment ``env_name``.
+
+    Returns the seconds it took and that process's :func:`float_probe` hashes.
+    """
     overrides = environments()[env_name]
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--child", str(out_dir), "--options",
-                    json.dumps(options), "--workers", overrides["workers"]],
-                   env=_child_env(overrides), check=True, capture_output=True, text=True)
-    return time.perf_counter() - start
-
-
-def probe_in(env_name: str) -> dict[str, str]:
-    out = subprocess.run([sys.executable, __file__, "--probe"], env=_child_env(environments()[env_name]),
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, __file__, "--child", str(out_dir), "--options",
+                           json.dumps(options), "--workers", overrides["workers"]],
+                          env=_child_env(overrides), capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{env_name} run failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - start, json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def differing(a: dict[str, str], b: dict[str, str]) -> list[str]:
@@ -137,24 +136,21 @@ def main(argv=None) -> None:
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--options", default="{}", help=argparse.SUPPRESS)
     ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
-    ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.probe:
-        print(json.dumps(float_probe()))
-        return
     if args.child:
         run_pipeline(args.child, json.loads(args.options), args.workers)
+        print(json.dumps(float_probe()))
         return
     options = TINY if args.tiny else {}
     (REPO / "data").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=REPO / "data") as tmp:
         work = args.keep or Path(tmp)
-        hashes = {}
+        hashes, probes = {}, {}
         for name in environments():
-            seconds = run_in(name, work / name, options)
+            seconds, probes[name] = run_in(name, work / name, options)
             hashes[name] = tree_hashes(work / name)
             print(f"{name:8s} {len(hashes[name])} files in {seconds:.1f} s")
-        changed = differing(probe_in("native"), probe_in("generic"))
+        changed = differing(probes["native"], probes["generic"])
         print(f"float paths changed by the generic environment: {', '.join(changed) or 'none'}")
         diff = differing(hashes["native"], hashes["generic"])
         print(f"differing files: {len(diff)}" + "".join(f"\n  {p}" for p in diff[:20]))

@@ -21,6 +21,9 @@ def test_elementary_functions_match_numpy():
 def test_resize_box_is_block_mean_and_keeps_constants():
     img = np.arange(16.0).reshape(4, 4)
     assert np.array_equal(exact_ops.resize(img, 2, 2, "box"), [[2.5, 4.5], [10.5, 12.5]])
+    # enlarging 2 -> 3: the middle output pixel straddles both inputs equally
+    assert np.allclose(exact_ops.resize(np.array([[0.0, 1.0]]), 1, 3, "box"), [[0.0, 0.5, 1.0]],
+                       rtol=0, atol=1e-15)
     const = np.full((7, 9, 3), 0.3)
     for kernel in exact_ops.KERNEL_SUPPORT:
         for h, w in ((20, 15), (3, 4)):

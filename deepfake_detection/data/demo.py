@@ -27,12 +27,13 @@ an empty field; one row per folder image, sorted. Leakage checks read it.
 Determinism: every scene draws from its own ``numpy`` generator seeded by
 ``(seed, split, index)`` (so resizing one split leaves the others unchanged). The bytes are the
 same on every x86-64 CPU and thread count: all image arithmetic is float64 in
-:mod:`.exact_ops` (no OpenCV float paths, no torch kernels, no BLAS except exact products of
-quantised DCGAN operands, no CPU-dispatched ``exp``/``pow``), the scene is quantised to uint8
-once, and JPEG goes through libjpeg-turbo's integer DCT, which is exact across SIMD levels.
-The one remaining libm use (``sin``/``cos`` for polygons, Lanczos taps, gradient angles) only
-feeds values rounded to 0.01 px or smooth weights, where a last-bit difference cannot flip a
-byte except with probability about 1e-12.
+:mod:`.exact_ops` (no OpenCV float paths, no torch float kernels, no CPU-dispatched
+``exp``/``pow``; the DCGAN's matrix products run on operands quantised so that BLAS is exact),
+the scene is quantised to uint8 once, and JPEG goes through libjpeg-turbo's integer DCT, which
+is exact across SIMD levels. What still touches libm (``sin``/``cos`` for polygons, Lanczos
+taps and gradient angles; ``log``/``exp`` in the rare tail draws of numpy's normal sampler)
+only feeds values rounded to 0.01 px or smooth weights, where a last-bit difference could flip
+a byte with probability of order 1e-12. ``benchmarks/bench_reproducible.py`` checks it.
 """
 
 from __future__ import annotations
