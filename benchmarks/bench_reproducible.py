@@ -7,8 +7,11 @@ output file. The environments emulate other machines on this one:
 * ``native``: this CPU's best code paths, default thread counts, a process pool for the faces;
 * ``generic``: every run-time CPU dispatch forced down to the baseline: torch
   (``ATEN_CPU_CAPABILITY=default``), OpenCV (``OPENCV_CPU_DISABLE``: every dispatchable feature),
-  numpy (``NPY_DISABLE_CPU_FEATURES``: its dispatch targets this CPU has), MKL, OpenBLAS, glibc's
-  libm (FMA variants) and libjpeg-turbo SIMD; one thread everywhere, faces and prepare serial.
+  numpy (``NPY_DISABLE_CPU_FEATURES``: its dispatch targets this CPU has), MKL, OpenBLAS and
+  glibc's libm (its FMA variants); one thread everywhere, faces and prepare serial.
+  ``JSIMD_FORCENONE`` is set too, but OpenCV's bundled libjpeg-turbo ignores it (decode speed
+  is unchanged); JPEG stays exact because libjpeg-turbo's SIMD integer DCT, colour conversion
+  and upsampling are bit-identical to its C code by design.
 
 ``float_probe`` shows that these switches really change float results of the kinds of code the
 generator used before (OpenCV float blur, torch float32 transposed convolution, numpy ``exp``).

@@ -6,6 +6,8 @@ rule download:
         code(
             "stages/download.py",
             "deepfake_detection/data/demo.py",
+            "deepfake_detection/data/exact_ops.py",
+            "deepfake_detection/io.py",
             "deepfake_detection/data/sources",
         ),
     output:
