@@ -146,7 +146,7 @@ def main(argv=None) -> None:
         return
     options = TINY if args.tiny else {}
     (REPO / "data").mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=REPO / "data") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_reproducible_", dir=REPO / "data") as tmp:
         work = args.keep or Path(tmp)
         hashes, probes = {}, {}
         for name in environments():

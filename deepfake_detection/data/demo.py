@@ -443,12 +443,21 @@ def _draw_torso(rng: np.random.Generator, scene: np.ndarray, cx: float, cy: floa
     grey = rng.uniform(0.1, 0.8)
     colour = grey + rng.uniform(0.3, 0.9) * (rng.uniform(0.0, 1.0, 3) - grey)
     axes = (int(head * rng.uniform(0.5, 0.7)), int(head * 0.42))
-    mask = exact_ops.soft_ellipse(size, size, (int(cx), int(top + axes[1])), axes)
-    mask = exact_ops.gaussian_blur(mask, max(1.0, w * 0.03))[..., None]
-    yy = np.arange(size, dtype=np.float64)[:, None, None]
+    ex, ey = int(cx), int(top + axes[1])
+    sigma = max(1.0, w * 0.03)
+    # only the window the blurred ellipse can reach (the mask is exactly 0 beyond it)
+    reach = 2 * (int(4.0 * sigma + 0.5) + 2)
+    x0, x1 = max(0, ex - axes[0] - reach), min(size, ex + axes[0] + reach + 1)
+    y0, y1 = max(0, ey - axes[1] - reach), min(size, ey + axes[1] + reach + 1)
+    if x1 <= x0 or y1 <= y0:
+        return
+    mask = exact_ops.soft_ellipse(y1 - y0, x1 - x0, (ex - x0, ey - y0), axes)
+    mask = exact_ops.gaussian_blur(mask, sigma)[..., None]
+    yy = np.arange(y0, y1, dtype=np.float64)[:, None, None]
     shade = 1.0 - 0.3 * np.clip((yy - top) / (2 * head), 0, 1)
-    scene *= 1 - mask
-    scene += mask * colour * shade
+    region = scene[y0:y1, x0:x1]
+    region *= 1 - mask
+    region += mask * colour * shade
 
 
 HEAD_KERNELS = ("triangle", "cubic", "box", "lanczos")     # "ordinary interpolation", one per head
