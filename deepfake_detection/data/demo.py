@@ -254,9 +254,15 @@ def ellipse_polygon(cx: float, cy: float, ax: float, ay: float, n: int = POLY_PO
 
 
 def polygon_area(poly: list[float]) -> float:
-    """Shoelace area of a flat polygon list."""
-    x, y = np.asarray(poly[0::2], float), np.asarray(poly[1::2], float)
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
+    """Shoelace area of a flat polygon list.
+
+    ``math.fsum`` rounds the exact sum once, so the area is the same on every CPU (``np.dot``
+    goes through BLAS, whose kernel choice changes the last bit, and the area is rounded).
+    """
+    x, y = poly[0::2], poly[1::2]
+    n = len(x)
+    terms = [x[i] * y[(i + 1) % n] for i in range(n)] + [-y[i] * x[(i + 1) % n] for i in range(n)]
+    return abs(math.fsum(terms)) / 2
 
 
 def polygon_bbox(poly: list[float]) -> list[float]:
