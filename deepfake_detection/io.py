@@ -117,13 +117,22 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
 
 
 def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize to ``size`` x ``size``: area filter when shrinking, bicubic when enlarging."""
-    import cv2
+    """Resize uint8 RGB to ``size`` x ``size``: area filter when shrinking, bicubic when enlarging.
+
+    Pillow's resampling is fixed-point integer arithmetic with no run-time CPU dispatch, so the
+    bytes are the same on every machine (OpenCV's resize picks SIMD paths by CPU). Shrinking
+    averages every covered pixel (antialiased); ``reducing_gap=None`` keeps it one exact pass.
+    """
+    from PIL import Image
 
     if rgb.shape[0] == size and rgb.shape[1] == size:
         return rgb
-    interp = cv2.INTER_AREA if min(rgb.shape[:2]) >= size else cv2.INTER_CUBIC
-    return cv2.resize(rgb, (size, size), interpolation=interp)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"resize_square: expected uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
+    shrink = min(rgb.shape[:2]) >= size
+    method = Image.Resampling.BOX if shrink else Image.Resampling.BICUBIC
+    img = Image.fromarray(np.ascontiguousarray(rgb), mode="RGB")
+    return np.asarray(img.resize((size, size), method, reducing_gap=None))
 
 
 def write_image_rgb(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> None:

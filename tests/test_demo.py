@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from deepfake_detection.data.demo import (FOLDER_DIR, OF_DIR, PERTURBATIONS, SPLITS, DemoOptions,
-                                          generate_demo, polygon_area)
+from deepfake_detection.data.demo import (FOLDER_DIR, KNOWN_DUPLICATES, OF_DIR, PERTURBATIONS, SPLITS,
+                                          DemoOptions, generate_demo, polygon_area)
 from deepfake_detection.faces.boxes import box_problem, xywh_to_xyxy
 from deepfake_detection.io import read_image_rgb
 from deepfake_detection.params import ParamsError, from_dict
@@ -19,6 +19,7 @@ from deepfake_detection.params import ParamsError, from_dict
 TINY = {"seed": 7, "n_train": 4, "n_val": 3, "n_test_dev": 3, "n_test_challenge": 3,
         "image_size": 128, "faces_per_image": [2, 3], "face_size": [24, 40], "folder_size": 48}
 FOLDER_SPLIT = {of: folder for of, _, folder in SPLITS}
+FOLDER_SPLIT_OF = {folder: of for of, _, folder in SPLITS if folder}
 
 
 def _tree_hashes(root: Path) -> dict[str, str]:
@@ -147,6 +148,31 @@ def test_folder_copy_matches_readable_faces(demo):
                 assert path.stem.rsplit("_f", 1)[0] in scene_names     # source scene recoverable
         img = read_image_rgb(found["Real"][0])
         assert img.shape == (opts.folder_size, opts.folder_size, 3) and img.std() > 5
+
+
+def test_known_duplicates_name_every_folder_image_and_its_coco_face(demo):
+    _, root, _, counts = demo
+    text = (root / KNOWN_DUPLICATES).read_text()
+    lines = text.splitlines()
+    assert lines[0] == "path_a,annotation_a,path_b,annotation_b"
+    rows = [line.split(",") for line in lines[1:]]
+    assert rows == sorted(rows, key=lambda r: (r[0], int(r[1]), r[2]))
+    folder_files = sorted(p.relative_to(root).as_posix()
+                          for p in (root / FOLDER_DIR).rglob("*.jpg"))
+    assert sorted(r[2] for r in rows) == folder_files
+    assert len(rows) == sum(sum(c.values()) for c in counts[FOLDER_DIR].values())
+    assert all(r[3] == "" for r in rows)
+    for path_a, ann, path_b, _ in rows:
+        assert (root / path_a).is_file() and (root / path_b).is_file()
+        stem = Path(path_b).stem.rsplit("_f", 1)[0]
+        assert Path(path_a).stem == stem                          # same scene
+        split = FOLDER_SPLIT_OF[Path(path_b).parts[2]]
+        _, raw = _coco(root, split)
+        ann_by_id = {a["id"]: a for a in raw["annotations"]}
+        image = next(img for img in raw["images"] if img["id"] == ann_by_id[int(ann)]["image_id"])
+        assert f"{OF_DIR}/{image['file_name']}" == path_a
+        assert ("Fake" if ann_by_id[int(ann)]["category_id"] else "Real") == Path(path_b).parts[3]
+    assert not list((root / OF_DIR).rglob(KNOWN_DUPLICATES))
 
 
 def test_options_reject_unknown_keys_and_bad_values():
