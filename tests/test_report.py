@@ -123,6 +123,17 @@ def test_paired_comparisons_follow_the_ranking_and_mark_vs_best():
     assert "| worse (p 0.010) |" in leaderboard_markdown([WEAK, STRONG], pairs=significant)
 
 
+def test_vs_best_reads_each_test_sets_own_pair():
+    other = [dict(r, test_set="other") for r in (WEAK, STRONG)]
+    pairs = [{"test_set": "test", "a": "strong", "b": "weak", "diff": 0.25, "ci_low": -0.1, "ci_high": 0.5,
+              "p_value": 0.4, "significant": False},
+             {"test_set": "other", "a": "strong", "b": "weak", "diff": 0.25, "ci_low": 0.1, "ci_high": 0.4,
+              "p_value": 0.002, "significant": True}]
+    md = leaderboard_markdown([WEAK, STRONG, *other], pairs=pairs)
+    assert _table_rows(md, "## Test set `test`\n")[1].endswith("| not different (p 0.400) |")
+    assert _table_rows(md, "## Test set `other`\n")[1].endswith("| worse (p 0.002) |")
+
+
 def test_paired_comparisons_refuse_mismatched_faces(tmp_path):
     scores = {"weak": _scores(Y, [0.1, 0.6, 0.4, 0.8]), "strong": _scores(Y, [0.1, 0.2, 0.7, 0.9]).iloc[:3]}
     with pytest.raises(ValueError, match="test: strong vs weak: the two variants were scored on different faces"):

@@ -148,10 +148,10 @@ def _with_ci(row: dict, metric: str) -> str:
     return f"{value} ({lo:.3f}-{hi:.3f})"
 
 
-def _vs_best(variant: str, best: str, pairs: dict) -> str:
+def _vs_best(test_set: str, variant: str, best: str, pairs: dict) -> str:
     if variant == best:
         return "best"
-    pair = pairs.get((best, variant))
+    pair = pairs.get((test_set, best, variant))
     if pair is None or pair["diff"] is None:
         return "n/a"
     mark = "worse" if pair["significant"] else "not different"
@@ -212,7 +212,7 @@ def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None,
         lines += ["", "`vs best`: a paired group bootstrap of the ROC-AUC difference from the top "
                   "variant on the same faces; `not different` means its 95% interval contains 0, so "
                   "the ranking between the two is not supported by this test set."]
-    by_pair = {(p["a"], p["b"]): p for p in pairs or []}
+    by_pair = {(p["test_set"], p["a"], p["b"]): p for p in pairs or []}
     for test_set in sorted({str(r["test_set"]) for r in rows}):
         chosen = sorted((r for r in rows if str(r["test_set"]) == test_set), key=_auc_order)
         columns = list(TABLE_COLUMNS) + (["vs best"] if pairs is not None else [])
@@ -220,7 +220,7 @@ def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None,
         for r in chosen:
             cells = [_cell(str(r["variant"]))] + [_with_ci(r, c) for c in TABLE_COLUMNS]
             if pairs is not None:
-                cells.append(_vs_best(str(r["variant"]), str(chosen[0]["variant"]), by_pair))
+                cells.append(_vs_best(test_set, str(r["variant"]), str(chosen[0]["variant"]), by_pair))
             body.append(cells)
         lines += ["", f"## Test set `{test_set}`", ""]
         lines += _table(["variant", *columns], body, numeric_from=1)
