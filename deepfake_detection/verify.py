@@ -121,14 +121,33 @@ def lock_hashes(lock: dict, stages: set[str]) -> dict[str, str]:
     return out
 
 
+def current_stages(root: Path) -> set[str]:
+    """Names of the stages dvc.yaml defines now (dvc.lock keeps entries of removed stages)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {stage.addressing for stage in repo.index.stages}
+
+
+def only_stages(lock: dict, stages: set[str] | None) -> dict:
+    """``lock`` restricted to ``stages`` (all of them when None)."""
+    if stages is None:
+        return lock
+    return {**lock, "stages": {k: v for k, v in (lock.get("stages") or {}).items() if k in stages}}
+
+
 def git_show(rev: str, path: str, cwd: Path) -> str | None:
     """The committed text of ``path`` at ``rev``, or None when it is not in that commit."""
     res = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=cwd, capture_output=True, text=True)
     return res.stdout if res.returncode == 0 else None
 
 
-def verify(root: Path, rev: str, params_path: Path) -> list[Row]:
-    """Compare the workspace's metrics and data-stage hashes with those committed at ``rev``."""
+def verify(root: Path, rev: str, params_path: Path, stages: set[str] | None = None) -> list[Row]:
+    """Compare the workspace's metrics and data-stage hashes with those committed at ``rev``.
+
+    ``stages``: the stage names to compare (those dvc.yaml defines now); None compares every
+    stage either dvc.lock lists.
+    """
     vp = load_params(params_path).verify
     data = set(vp.data_stages)
     lock_text = git_show(rev, "dvc.lock", root)
@@ -137,7 +156,8 @@ def verify(root: Path, rev: str, params_path: Path) -> list[Row]:
     fresh_lock_path = root / "dvc.lock"
     if not fresh_lock_path.is_file():
         raise SystemExit("verify: no dvc.lock in the workspace; run `dvc repro` first")
-    old_lock, new_lock = yaml.safe_load(lock_text), yaml.safe_load(fresh_lock_path.read_text())
+    old_lock = only_stages(yaml.safe_load(lock_text), stages)
+    new_lock = only_stages(yaml.safe_load(fresh_lock_path.read_text()), stages)
     rows = compare_values("dvc.lock", lock_hashes(old_lock, data), lock_hashes(new_lock, data), None)
     old_files, new_files = metric_files(old_lock), metric_files(new_lock)
     for path in sorted(set(old_files) | set(new_files)):
@@ -185,7 +205,7 @@ def main(argv=None) -> int:
     ap.add_argument("--all", action="store_true", help="list every compared value, not only differences")
     args = ap.parse_args(argv)
     try:
-        rows = verify(Path.cwd(), args.rev, args.params)
+        rows = verify(Path.cwd(), args.rev, args.params, current_stages(Path.cwd()))
     except ParamsError as exc:
         print(f"verify: {exc}", file=sys.stderr)
         return 2

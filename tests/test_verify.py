@@ -118,8 +118,16 @@ def test_verify_fails_on_missing_or_uncommitted_metrics_file(committed):
                    ("metrics/eval/v/u.json", "<missing>", "produced")}
 
 
+def test_stages_no_longer_defined_are_not_compared(committed):
+    (committed / "metrics/eval/v/t.json").unlink()       # evaluate@v-t was removed from dvc.yaml
+    stages = {"faces@demo", "split"}
+    assert all(r.ok for r in V.verify(committed, "HEAD", committed / "params.yaml", stages))
+    assert V.only_stages({"stages": {"a": 1, "b": 2}}, {"b"}) == {"stages": {"b": 2}}
+
+
 def test_main_exit_code_and_table(committed, monkeypatch, capsys):
     monkeypatch.chdir(committed)
+    monkeypatch.setattr(V, "current_stages", lambda root: None)
     assert V.main([]) == 0
     _write(committed, "metrics/faces/demo.json", {"demo": {"kept": 11, "rejected": 2}})
     assert V.main([]) == 1
