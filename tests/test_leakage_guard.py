@@ -2,13 +2,12 @@
 
 The demo folder set is a re-crop (margin 1.8, shifted inside, 128 px, JPEG) of the demo COCO
 faces (margin 1.3, clamped, 64 px), as the Kaggle set is of OpenForensics. The guard must link
-the twins, report recall/precision against ``known_duplicates.csv``, keep held-out faces in their
+the twins, report recall/precision against the generator's ``known_duplicates.csv``, keep held-out faces in their
 own test split and exclude train/val faces linked to held-out ones.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -17,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from deepfake_detection.data.demo import FOLDER_DIR, OF_DIR, SPLITS, DemoOptions, generate_demo
+from deepfake_detection.data.demo import FOLDER_DIR, DemoOptions, generate_demo
 from deepfake_detection.data.split import EXCLUDED
 from deepfake_detection.params import from_dict
 from stages import faces as faces_stage
@@ -27,30 +26,25 @@ REPO = Path(__file__).resolve().parents[1]
 OPTIONS = {"seed": 11, "n_train": 8, "n_val": 3, "n_test_dev": 4, "n_test_challenge": 1}
 
 
-def known_from_names(raw: Path, moved: dict[str, str] | None = None) -> int:
-    """``<raw>/known_duplicates.csv`` from the demo's naming convention: ``<scene>_f<k>.jpg`` is
-    the k-th annotation (file order) of COCO image ``<scene>.jpg``; ``moved`` maps a folder path
-    to where the test moved it."""
-    rows = []
-    for split, _, folder in SPLITS:
-        if folder is None:
-            continue
-        coco = json.loads((raw / OF_DIR / f"{split}_poly.json").read_text())
-        names = {im["id"]: im["file_name"] for im in coco["images"]}
-        seen: dict[int, int] = {}
-        for ann in coco["annotations"]:
-            k = seen[ann["image_id"]] = seen.get(ann["image_id"], -1) + 1
-            name = names[ann["image_id"]]
-            cls = "Fake" if ann["category_id"] else "Real"
-            rel = f"{FOLDER_DIR}/Dataset/{folder}/{cls}/{Path(name).stem}_f{k}.jpg"
-            rel = (moved or {}).get(rel, rel)
-            if (raw / rel).is_file():
-                rows.append([f"{OF_DIR}/{name}", ann["id"], rel, ""])
-    with open(raw / "known_duplicates.csv", "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["path_a", "annotation_a", "path_b", "annotation_b"])
-        w.writerows(rows)
-    return len(rows)
+def move_folder_images(raw: Path, pattern: str, dest_split: str) -> dict[str, str]:
+    """Move the folder images matching ``Dataset/<pattern>`` to ``Dataset/<dest_split>/<class>/``;
+    returns old -> new paths relative to ``raw``."""
+    moved = {}
+    for p in sorted((raw / FOLDER_DIR / "Dataset").glob(pattern)):
+        dest = raw / FOLDER_DIR / "Dataset" / dest_split / p.parent.name / p.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        p.rename(dest)
+        moved[p.relative_to(raw).as_posix()] = dest.relative_to(raw).as_posix()
+    return moved
+
+
+def remap_known(raw: Path, moved: dict[str, str]) -> int:
+    """The generator's ``known_duplicates.csv`` with the moved folder images' new paths; its rows."""
+    path = raw / "known_duplicates.csv"
+    known = pd.read_csv(path, dtype=str, keep_default_na=False)
+    known["path_b"] = known["path_b"].map(lambda rel: moved.get(rel, rel))
+    known.to_csv(path, index=False, lineterminator="\n")
+    return len(known)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +62,7 @@ def _run(demo_raw: Path, work: Path, rearrange) -> tuple[pd.DataFrame, dict, pd.
     raw = work / "raw" / "demo"
     shutil.copytree(demo_raw / "raw", raw)
     moved = rearrange(raw)
-    n_known = known_from_names(raw, moved)
+    n_known = remap_known(raw, moved)
     p = str(demo_raw / "params.yaml")
     faces_stage.main(["--params", p, "--source", "demo", "--raw", str(raw), "--out", str(work / "faces" / "demo"),
                       "--metrics", str(work / "faces.json"), "--workers", "1"])
@@ -94,16 +88,9 @@ def _twins(work: Path, manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_official_splits_twins_found_and_a_train_face_linked_to_test_is_excluded(demo_raw, tmp_path):
-    def to_test(raw: Path) -> dict[str, str]:
-        """Move the folder copies of the first Train scene that has them into the folder Test split."""
-        moved = {}
-        for p in sorted((raw / FOLDER_DIR / "Dataset" / "Train").rglob("train_0001_f*.jpg")):
-            dest = raw / FOLDER_DIR / "Dataset" / "Test" / p.parent.name / p.name
-            p.rename(dest)
-            moved[p.relative_to(raw).as_posix()] = dest.relative_to(raw).as_posix()
-        return moved
-
-    manifest, dedup, excluded = _run(demo_raw, tmp_path, to_test)
+    # the folder copies of Train scene 1 moved into the folder Test split
+    manifest, dedup, excluded = _run(demo_raw, tmp_path,
+                                     lambda raw: move_folder_images(raw, "Train/*/train_0001_f*.jpg", "Test"))
     kp = dedup["known_pairs"]
     assert (kp["known_pairs"], kp["known_pairs_found"], kp["false_links"]) == (56, 55, 0)
     assert (kp["recall"], kp["precision"]) == (0.9821, 1.0)
@@ -121,17 +108,8 @@ def test_official_splits_twins_found_and_a_train_face_linked_to_test_is_excluded
 
 
 def test_unsplit_folder_set_follows_its_twins_and_held_out_twins_go_to_its_test(demo_raw, tmp_path):
-    def unsplit(raw: Path) -> dict[str, str]:
-        """Move every folder image into Dataset/All/<class>/: a folder set without official splits."""
-        moved = {}
-        for p in sorted((raw / FOLDER_DIR / "Dataset").rglob("*.jpg")):
-            dest = raw / FOLDER_DIR / "Dataset" / "All" / p.parent.name / p.name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            p.rename(dest)
-            moved[p.relative_to(raw).as_posix()] = dest.relative_to(raw).as_posix()
-        return moved
-
-    manifest, dedup, excluded = _run(demo_raw, tmp_path, unsplit)
+    # every folder image in Dataset/All/<class>/: a folder set without official splits
+    manifest, dedup, excluded = _run(demo_raw, tmp_path, lambda raw: move_folder_images(raw, "*/*/*.jpg", "All"))
     kp = dedup["known_pairs"]
     assert (kp["known_pairs"], kp["known_pairs_found"], kp["false_links"]) == (56, 55, 0)
     twins = _twins(tmp_path, manifest)
