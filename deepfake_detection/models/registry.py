@@ -37,10 +37,9 @@ def get_builder(name: str) -> Builder:
 
 
 def create_model(name: str, input_size: int, num_outputs: int = 2, **kwargs) -> nn.Module:
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown model builder {name!r}; registered: {sorted(_BUILDERS)}")
+    builder = get_builder(name)
     try:
-        return _BUILDERS[name](input_size=input_size, num_outputs=num_outputs, **kwargs)
+        return builder(input_size=input_size, num_outputs=num_outputs, **kwargs)
     except TypeError as exc:
         raise ValueError(f"model builder {name!r}: bad kwargs {sorted(kwargs)}: {exc}") from exc
 
