@@ -470,9 +470,10 @@ class Params:
         detector trained elsewhere, and one of the source's datasets has ``crop: detector`` (the
         per-source form of ``faces.detectors.needs_trained_yolo``).
         """
-        detector = self.faces.detector_config()
-        return (detector.backend == "yolo" and not detector.yolo.weights
-                and any(d.crop == "detector" for d in self.sources[source].datasets.values()))
+        from .faces.detectors import uses_trained_yolo
+
+        return uses_trained_yolo(self.faces.detector_config(),
+                                 [d.crop for d in self.sources[source].datasets.values()])
 
     def _validate_face_stages(self) -> None:
         """face_stages partitions enabled_sources by the rule; face_detectors trains what it needs."""

@@ -174,7 +174,12 @@ def needs_trained_yolo(params) -> bool:
         cfg = params.faces.detector_config()
         crops = [ds.crop for name in params.enabled_sources
                  for ds in params.sources[name].datasets.values()]
-    return cfg.backend == "yolo" and not cfg.yolo.weights and "detector" in crops
+    return uses_trained_yolo(cfg, crops)
+
+
+def uses_trained_yolo(cfg: DetectorConfig, crops) -> bool:
+    """The rule itself: the yolo backend, no weights of its own, and some ``crop: detector``."""
+    return cfg.backend == "yolo" and not cfg.yolo.weights and "detector" in set(crops)
 
 
 class Detector(Protocol):
