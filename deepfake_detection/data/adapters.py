@@ -100,11 +100,6 @@ def scan(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
     return sorted(images), sorted(rejected)
 
 
-def images_under(root: Path) -> list[Path]:
-    """Every input image below ``root`` (see :func:`scan`), sorted."""
-    return [Path(root) / rel for rel in scan(root)[0]]
-
-
 def _frames(rows: list[dict], rejects: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     records = pd.DataFrame(rows, columns=RECORD_COLUMNS) if rows else empty(RECORD_COLUMNS)
     rej = pd.DataFrame(rejects, columns=REJECT_COLUMNS) if rejects else empty(REJECT_COLUMNS)
