@@ -268,6 +268,8 @@ class AugmentParams:
     color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     random_resized_crop_scale: tuple[float, float] = (1.0, 1.0)
     autoaugment: bool = False
+    rotation: float = 0.0          # max degrees, angle ~ U(-rotation, rotation) per image (Keras rotation_range)
+    zoom: float = 0.0              # scale ~ U(1 - zoom, 1 + zoom) per image (Keras zoom_range); 0: off
 
     def validate(self, where: str) -> None:
         check(self.resize >= 0, f"{where}.resize", f"must be >= 0 (0 = keep the prepared size), got {self.resize}")
@@ -280,6 +282,8 @@ class AugmentParams:
         check(0.0 < lo <= hi <= 1.0, f"{where}.random_resized_crop_scale", f"need 0 < min <= max <= 1, got {(lo, hi)}")
         check((lo, hi) == (1.0, 1.0) or self.crop or self.resize, f"{where}.random_resized_crop_scale",
               "needs crop (or resize) to give the output size")
+        check(0.0 <= self.rotation <= 180.0, f"{where}.rotation", f"must be degrees in [0, 180], got {self.rotation}")
+        check(0.0 <= self.zoom < 1.0, f"{where}.zoom", f"must be in [0, 1) (scale range 1 +/- zoom), got {self.zoom}")
 
 
 @dataclass

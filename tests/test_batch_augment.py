@@ -5,11 +5,11 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from deepfake_detection.data.batch_augment import (BatchColorJitter, EvalAugment, Extra, TrainAugment, adjust_hue,
+from deepfake_detection.data.batch_augment import (BatchColorJitter, EvalAugment, TrainAugment, adjust_hue,
                                                    batch_seed, make_mix, random_crop_flip)
 from deepfake_detection.data.batches import BatchReader, batch_slices, epoch_order, read_rows
 from deepfake_detection.data.transforms import eval_transform, to_float_batch
-from deepfake_detection.params import AugmentParams, MixParams
+from deepfake_detection.params import AugmentParams, MixParams, ParamsError
 
 
 def _images(n=10, size=8, seed=0):
@@ -83,14 +83,14 @@ def test_reader_rejects_bad_inputs():
 
 JITTER = (0.1, 0.1, 0.1, 0.05)
 CASES = {
-    "resize_crop_flip_jitter": (AugmentParams(resize=18, crop=16, hflip=0.5, color_jitter=JITTER), Extra(), None),
-    "random_resized_crop": (AugmentParams(crop=16, random_resized_crop_scale=(0.08, 1.0), hflip=0.5), Extra(), None),
-    "rotation_zoom": (AugmentParams(), Extra(rotation=15.0, zoom=0.2), None),
-    "brightness_hue": (AugmentParams(color_jitter=(0.2, 0.0, 0.0, 0.1)), Extra(), None),
-    "autoaugment": (AugmentParams(autoaugment=True), Extra(), None),
-    "cutmix": (AugmentParams(crop=16), Extra(), MixParams("cutmix", 1.0)),
-    "mixup": (AugmentParams(crop=16), Extra(), MixParams("mixup", 0.4)),
-    "none": (AugmentParams(), Extra(), None),
+    "resize_crop_flip_jitter": (AugmentParams(resize=18, crop=16, hflip=0.5, color_jitter=JITTER), None),
+    "random_resized_crop": (AugmentParams(crop=16, random_resized_crop_scale=(0.08, 1.0), hflip=0.5), None),
+    "rotation_zoom": (AugmentParams(rotation=15.0, zoom=0.2), None),
+    "brightness_hue": (AugmentParams(color_jitter=(0.2, 0.0, 0.0, 0.1)), None),
+    "autoaugment": (AugmentParams(autoaugment=True), None),
+    "cutmix": (AugmentParams(crop=16), MixParams("cutmix", 1.0)),
+    "mixup": (AugmentParams(crop=16), MixParams("mixup", 0.4)),
+    "none": (AugmentParams(), None),
 }
 
 
@@ -101,8 +101,8 @@ def _batch(n=6, size=20, seed=0):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_augmentation_shapes_dtypes_seeding_and_global_rng(name):
-    aug, extra, mix = CASES[name]
-    t = TrainAugment(aug, "imagenet", mix, extra)
+    aug, mix = CASES[name]
+    t = TrainAugment(aug, "imagenet", mix)
     x, y = _batch()
     before = _rng_states()
     out, yy = t(x, y, seed=11)
@@ -118,9 +118,9 @@ def test_every_augmentation_shapes_dtypes_seeding_and_global_rng(name):
 
 @pytest.mark.parametrize("name", ["random_resized_crop", "rotation_zoom", "brightness_hue"])
 def test_kornia_and_jitter_draw_per_sample(name):
-    aug, extra, _ = CASES[name]
+    aug, _ = CASES[name]
     x = _batch(1)[0].expand(8, -1, -1, -1).contiguous()   # eight copies of one image
-    out, _ = TrainAugment(aug, "unit", None, extra)(x, torch.zeros(8, dtype=torch.long), seed=3)
+    out, _ = TrainAugment(aug, "unit", None)(x, torch.zeros(8, dtype=torch.long), seed=3)
     assert len({out[i].numpy().tobytes() for i in range(8)}) == 8
 
 
@@ -237,9 +237,11 @@ def test_batch_seed_is_a_pure_function():
     assert 0 <= batch_seed(0, 0, 0) < 2**63
 
 
-def test_extra_and_normalize_errors():
-    with pytest.raises(ValueError, match="zoom must be in \\[0, 1\\)"):
-        Extra(zoom=1.5)
+def test_rotation_zoom_and_normalize_errors():
+    with pytest.raises(ParamsError, match="augment.zoom: must be in \\[0, 1\\)"):
+        AugmentParams(zoom=1.5).validate("augment")
+    with pytest.raises(ParamsError, match="augment.rotation: must be degrees in \\[0, 180\\]"):
+        AugmentParams(rotation=-1.0).validate("augment")
     with pytest.raises(ValueError, match="normalize 'nope' is not one of"):
         TrainAugment(AugmentParams(), "nope")
 

@@ -25,8 +25,6 @@ The output is float32, normalised like :func:`.transforms.to_float_batch`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -107,24 +105,6 @@ class PerSampleAutoAugment(nn.Module):
             idx = (choice == k).nonzero()[:, 0].to(x.device)
             out[idx] = self.subpolicies[k](x[idx]).to(x.dtype)
         return out
-
-
-@dataclass(frozen=True)
-class Extra:
-    """Augmentations the reports use that ``AugmentParams`` has no key for yet (0 = off).
-
-    rotation: max degrees, angle ~ U(-rotation, rotation) per image (Keras ``rotation_range``).
-    zoom: scale ~ U(1 - zoom, 1 + zoom) per image, isotropic, via RandomAffine (Keras ``zoom_range``).
-    """
-
-    rotation: float = 0.0
-    zoom: float = 0.0
-
-    def __post_init__(self):
-        if self.rotation < 0 or self.rotation > 180:
-            raise ValueError(f"rotation must be degrees in [0, 180], got {self.rotation}")
-        if not 0 <= self.zoom < 1:
-            raise ValueError(f"zoom must be in [0, 1) (scale range 1 +/- zoom), got {self.zoom}")
 
 
 def random_crop_flip(x: torch.Tensor, crop: int, hflip: float) -> torch.Tensor:
@@ -233,7 +213,7 @@ class BatchColorJitter(nn.Module):
         return x
 
 
-def kornia_ops(aug, extra: Extra = Extra()) -> list[nn.Module]:
+def kornia_ops(aug) -> list[nn.Module]:
     """Kornia's per-sample float ops for what the uint8 crop/flip fast path does not cover, in order.
 
     RandomResizedCrop (with the flip after it), rotation and zoom; empty when ``aug`` needs
@@ -246,10 +226,10 @@ def kornia_ops(aug, extra: Extra = Extra()) -> list[nn.Module]:
         ops.append(K.RandomResizedCrop((size, size), scale=scale, cropping_mode="resample", p=1.0))
         if aug.hflip > 0:
             ops.append(K.RandomHorizontalFlip(p=aug.hflip))
-    if extra.rotation:
-        ops.append(K.RandomRotation(degrees=extra.rotation, p=1.0))
-    if extra.zoom:
-        ops.append(K.RandomAffine(degrees=0.0, scale=(1.0 - extra.zoom, 1.0 + extra.zoom), p=1.0))
+    if aug.rotation:
+        ops.append(K.RandomRotation(degrees=aug.rotation, p=1.0))
+    if aug.zoom:
+        ops.append(K.RandomAffine(degrees=0.0, scale=(1.0 - aug.zoom, 1.0 + aug.zoom), p=1.0))
     return ops
 
 
@@ -276,11 +256,11 @@ class TrainAugment:
     eager within 1e-5 but not bit for bit.
     """
 
-    def __init__(self, aug, normalize: str = "half", mix=None, extra: Extra = Extra(), compile: bool = False):
+    def __init__(self, aug, normalize: str = "half", mix=None, compile: bool = False):
         if normalize not in NORMALIZE:
             raise ValueError(f"normalize {normalize!r} is not one of {sorted(NORMALIZE)}")
         self.resize, self.normalize = aug.resize, normalize
-        kops = kornia_ops(aug, extra)
+        kops = kornia_ops(aug)
         rrc = tuple(aug.random_resized_crop_scale) != (1.0, 1.0)
         self.crop_flip = None if rrc or not (aug.crop or aug.hflip) else (aug.crop, aug.hflip)
         self.kornia = K.AugmentationSequential(*kops) if kops else None
