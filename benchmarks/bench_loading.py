@@ -2,9 +2,9 @@
 
 The straightforward approach (torchvision ImageFolder style) opens and decodes every JPEG with
 PIL on every epoch, resizes, and converts + normalises each sample to float. The pipeline's
-way: ``prepare`` decodes once into a uint8 memmap; an epoch slices arrays and normalises whole
-uint8 batches (on the GPU when there is one). We report images/s delivered as normalised float
-batches, and the ratio.
+way: ``prepare`` decodes once into a uint8 memmap; an epoch reads whole batches from it
+(``BatchReader``) and normalises each batch at once (on the GPU when there is one). We report
+images/s delivered as normalised float batches, and the ratio.
 
     python benchmarks/bench_loading.py                 # 2,000 synthetic 256 px JPEG faces
     python benchmarks/bench_loading.py --n 5000 --size 224 --workers 2
@@ -24,8 +24,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from deepfake_detection.data.prepared import PreparedFaces, load_prepared, prepare_arrays
-from deepfake_detection.data.transforms import to_float_batch
+from deepfake_detection.data.batch_augment import EvalAugment
+from deepfake_detection.data.batches import BatchReader
+from deepfake_detection.data.prepared import load_prepared, prepare_arrays
+from deepfake_detection.params import AugmentParams
 
 
 class JpegFaces(Dataset):
@@ -57,9 +59,10 @@ def make_jpegs(root: Path, n: int, side: int) -> pd.DataFrame:
 
 
 def images_per_s(loader, epochs: int, batch_fn=None) -> float:
+    """``loader``: an iterable, or a callable epoch -> iterable of (x, y) batches."""
     n, start = 0, time.perf_counter()
-    for _ in range(epochs):
-        for x, _ in loader:
+    for epoch in range(epochs):
+        for x, _ in (loader(epoch + 1) if callable(loader) else loader):
             if batch_fn is not None:
                 x = batch_fn(x)
             n += len(x)
@@ -89,8 +92,9 @@ def main() -> None:
         prepare_arrays(manifest, args.size, tmp / "prepared")
         prep_s = time.perf_counter() - t0
         images, index = load_prepared(tmp / "prepared")
-        ours = images_per_s(DataLoader(PreparedFaces(images, index["label"].to_numpy(), index["row"].to_numpy()),
-                                       **kw), args.epochs, lambda x: to_float_batch(x, "half"))
+        reader = BatchReader(images, index["label"].to_numpy(), index["row"].to_numpy(), args.batch_size,
+                             shuffle=True, seed=0)
+        ours = images_per_s(reader.epoch, args.epochs, EvalAugment(AugmentParams(), "half"))
     print(f"{args.n} faces, JPEG {args.jpeg_size} px -> {args.size} px, {args.epochs} epochs, workers={args.workers}")
     print(f"decode every epoch (PIL):  {baseline:8.0f} images/s")
     print(f"prepared uint8 memmap:     {ours:8.0f} images/s  (one-off prepare: {prep_s:.1f} s)")

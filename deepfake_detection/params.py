@@ -311,7 +311,6 @@ class TrainParams:
     # One training run per seed; the first is the primary model (model.pt). Evaluation reports
     # the mean and spread over all of them beside the primary model's numbers.
     seeds: list[int] = field(default_factory=lambda: [42])
-    num_workers: int = 0
     max_batches_per_epoch: int = 0     # 0: the whole epoch (only tiny test runs set this)
 
     def validate(self, where: str) -> None:
@@ -322,7 +321,6 @@ class TrainParams:
         check(all(s >= 0 for s in self.seeds), f"{where}.seeds", f"seeds must be >= 0, got {self.seeds}")
         check(len(set(self.seeds)) == len(self.seeds), f"{where}.seeds",
               f"seeds must be distinct, got {self.seeds}")
-        check(self.num_workers >= 0, f"{where}.num_workers", f"must be >= 0, got {self.num_workers}")
         check(self.max_batches_per_epoch >= 0, f"{where}.max_batches_per_epoch",
               f"must be >= 0 (0 = whole epochs), got {self.max_batches_per_epoch}")
 

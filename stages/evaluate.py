@@ -23,10 +23,10 @@ set_offline_defaults()
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
 
-from deepfake_detection.data.prepared import PreparedFaces, load_prepared, select_rows  # noqa: E402
-from deepfake_detection.data.transforms import eval_transform  # noqa: E402
+from deepfake_detection.data.batch_augment import EvalAugment  # noqa: E402
+from deepfake_detection.data.batches import BatchReader  # noqa: E402
+from deepfake_detection.data.prepared import load_prepared, select_rows  # noqa: E402
 from deepfake_detection.evaluation.bootstrap import bootstrap_intervals  # noqa: E402
 from deepfake_detection.evaluation.metrics import binary_metrics, choose_threshold, roc_curve_points  # noqa: E402
 from deepfake_detection.evaluation.seeds import seed_spreads  # noqa: E402
@@ -64,11 +64,10 @@ def score_model(model_path: Path, images, index, rows, batch_size: int, device):
         model, meta = load_trained_model(model_path, device)
     except UnsafeFileError as exc:
         raise SystemExit(f"evaluate: {exc}") from None
-    rt = Runtime.for_device(device, meta["normalize"])
+    rt = Runtime.for_device(device)
     aug = from_dict(AugmentParams, meta["augment"], f"{model_path}: augment")
-    loader = DataLoader(PreparedFaces(images, index["label"].to_numpy(), rows, eval_transform(aug)),
-                        batch_size=batch_size, shuffle=False)
-    y, s, _ = predict(rt.place(model), loader, rt)
+    batches = BatchReader(images, index["label"].to_numpy(), rows, batch_size, shuffle=False, device=device)
+    y, s, _ = predict(rt.place(model), batches, EvalAugment(aug, meta["normalize"]), rt)
     return y, s
 
 

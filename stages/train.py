@@ -2,11 +2,18 @@
 
 Writes the selected model (by the variant's ``select`` rule on validation data), its validation
 scores (the evaluate stage picks the decision threshold from them), a training summary JSON and
-the per-epoch history for ``dvc plots``. A checkpoint after each epoch lets an interrupted run
-resume where it stopped (only under the same configuration).
+the per-epoch curves with dvclive (``--live``: ``plots/metrics/<name>.tsv`` and
+``metrics.json``, for ``dvc plots`` and ``dvc exp show``). Batches come straight from the
+prepared array (:class:`~deepfake_detection.data.batches.BatchReader`) and are augmented on the
+device. A checkpoint after each epoch lets an interrupted run resume where it stopped, bit for
+bit (only under the same configuration); the resumed run replays the earlier epochs into the
+curves, which DVC deleted before the rerun.
+
+Seconds and images/s per epoch go to the log and to ``--timings`` (a JSON that is no DVC output
+and is not committed): the committed metrics stay free of timings.
 
 ``train.seeds`` repeats the training once per seed. The first seed is the primary model
-(``--model``, ``--val-scores``, the history); every further seed ``s`` writes
+(``--model``, ``--val-scores``, the curves); every further seed ``s`` writes
 ``<seed-models>/seed_<s>/model.pt`` and ``val_scores.csv`` (``<seed-models>/seeds.json`` lists
 them; with one seed the folder holds only that list). The summary JSON adds the mean and spread
 of the validation metrics over all seeds.
@@ -25,11 +32,11 @@ from deepfake_detection.runtime import set_offline_defaults, stage_main
 set_offline_defaults()
 
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
 
-from deepfake_detection.data.prepared import PreparedFaces, load_prepared, select_rows  # noqa: E402
-from deepfake_detection.data.transforms import eval_transform, input_size, train_transform  # noqa: E402
+from deepfake_detection.data.batch_augment import EvalAugment, TrainAugment  # noqa: E402
+from deepfake_detection.data.batches import BatchReader  # noqa: E402
+from deepfake_detection.data.prepared import load_prepared, select_rows  # noqa: E402
+from deepfake_detection.data.transforms import input_size  # noqa: E402
 from deepfake_detection.evaluation.metrics import roc_auc  # noqa: E402
 from deepfake_detection.evaluation.seeds import seed_spreads  # noqa: E402
 from deepfake_detection.io import atomic_path, save_torch, write_csv, write_json  # noqa: E402
@@ -37,24 +44,21 @@ from deepfake_detection.models.registry import create_model  # noqa: E402
 from deepfake_detection.params import load_params  # noqa: E402
 from deepfake_detection.runtime import configure_compute, log, pick_device, seed_everything  # noqa: E402
 from deepfake_detection.training.checkpoints import config_hash  # noqa: E402
+from deepfake_detection.training.curves import log_epoch, open_live  # noqa: E402
 from deepfake_detection.training.engine import Runtime, fit  # noqa: E402
 
 
-def loaders(images, index, cfg, device_type: str, seed: int):
+def readers(images, index, cfg, device, seed: int) -> tuple[BatchReader, BatchReader, object]:
+    """Train (shuffled by (seed, epoch)) and val (in row order) batches, and the val face ids."""
     labels = index["label"].to_numpy()
     train_rows = select_rows(index, cfg.datasets, "train")
     val_rows = select_rows(index, cfg.datasets, "val")
     if len(train_rows) == 0 or len(val_rows) == 0:
         raise SystemExit(f"train: datasets {cfg.datasets} have {len(train_rows)} train and "
                          f"{len(val_rows)} val faces in the manifest; both must be > 0")
-    gen = torch.Generator().manual_seed(seed)
-    common = {"num_workers": cfg.num_workers, "pin_memory": device_type == "cuda",
-              "persistent_workers": cfg.num_workers > 0}
-    train = DataLoader(PreparedFaces(images, labels, train_rows, train_transform(cfg.augment)),
-                       batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_rows) > cfg.batch_size,
-                       generator=gen, **common)
-    val = DataLoader(PreparedFaces(images, labels, val_rows, eval_transform(cfg.augment)),
-                     batch_size=cfg.batch_size * 2, shuffle=False, **common)
+    train = BatchReader(images, labels, train_rows, cfg.batch_size, shuffle=True, seed=seed,
+                        drop_last=len(train_rows) > cfg.batch_size, device=device)
+    val = BatchReader(images, labels, val_rows, cfg.batch_size * 2, shuffle=False, device=device)
     return train, val, index.loc[val_rows, "face_id"].to_numpy()
 
 
@@ -93,6 +97,12 @@ def write_seed_models(folder: Path, runs: list[dict]) -> None:
         write_json(tmp / "seeds.json", {"seeds": [run["seed"] for run in runs]})
 
 
+def timings(variant_name: str, device, runs: list[dict]) -> dict:
+    """Seconds and images/s of every epoch of every seed (machine-dependent: never a metric)."""
+    return {"variant": variant_name, "device": str(device),
+            "seeds": {str(run["seed"]): run["result"].timings for run in runs}}
+
+
 @stage_main("train")
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -104,7 +114,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed-models", required=True, type=Path,
                     help="output folder: seed_<s>/model.pt and val_scores.csv of every further seed")
     ap.add_argument("--metrics", required=True, type=Path)
-    ap.add_argument("--history", required=True, type=Path)
+    ap.add_argument("--live", required=True, type=Path,
+                    help="output folder of the dvclive curves (plots/metrics/*.tsv, metrics.json)")
+    ap.add_argument("--timings", type=Path, help="seconds and images/s per epoch (JSON; not a metric)")
     ap.add_argument("--checkpoint", type=Path, help="resumable per-epoch checkpoint (scratch, not an output)")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
@@ -114,40 +126,45 @@ def main(argv=None) -> None:
     compute = configure_compute(params.compute.threads, params.compute.cpu_isa, params.compute.deterministic)
     log(f"train: compute {compute}")
     device = pick_device(args.device)
-    rt = Runtime.for_device(device, variant.model.normalize)
+    rt = Runtime.for_device(device)
     images, index = load_prepared(args.prepared)
     size = input_size(cfg.augment, images.shape[1])
     data_hash = hashlib.sha256((args.prepared / "index.csv").read_bytes()).hexdigest()
+    augment = TrainAugment(cfg.augment, variant.model.normalize, mix=cfg.mix)
+    eval_augment = EvalAugment(cfg.augment, variant.model.normalize)
+    live = open_live(args.live)
     runs = []
     for i, seed in enumerate(cfg.seeds):
         seed_everything(seed)
         model = create_model(variant.model.builder, input_size=size, **variant.model.kwargs)
-        train_loader, val_loader, val_ids = loaders(images, index, cfg, device.type, seed)
+        train_batches, val_batches, val_ids = readers(images, index, cfg, device, seed)
         n_params = sum(p.numel() for p in model.parameters())
         log(f"train: {args.variant} seed {seed} ({i + 1}/{len(cfg.seeds)}): {variant.model.builder} "
-            f"({n_params / 1e6:.2f} M params) on {device}, {len(train_loader.dataset)} train / "
-            f"{len(val_loader.dataset)} val faces at {size} px")
+            f"({n_params / 1e6:.2f} M params) on {device}, {len(train_batches.rows)} train / "
+            f"{len(val_batches.rows)} val faces at {size} px")
         # One hash per seed, blind to the other seeds: adding a seed never restarts this one.
         spec = {"variant": dataclasses.asdict(variant),
                 "train": {**dataclasses.asdict(cfg), "seeds": [seed]},
                 "prepared_size": int(images.shape[1]), "data": data_hash}
         checkpoint = seed_checkpoint(args.checkpoint, seed, primary=i == 0)
         start = time.perf_counter()
-        result = fit(model, train_loader, val_loader, cfg, rt, checkpoint, config_hash(spec), roc_auc,
-                     log, seed=seed)
-        speed = pd.DataFrame(result.history)["train_images_per_s"].mean()
+        result = fit(model, train_batches, val_batches, augment, eval_augment, cfg, rt, checkpoint,
+                     config_hash(spec), roc_auc, log, seed=seed,
+                     on_epoch=(lambda row: log_epoch(live, row)) if i == 0 else None)
+        speed = pd.DataFrame(result.timings)["train_images_per_s"].mean()
         log(f"train: {args.variant} seed {seed}: {time.perf_counter() - start:.1f} s on {device.type}, "
             f"{speed:.1f} train images/s")
         runs.append({"seed": seed, "result": result, "val": val_frame(val_ids, result),
                      "model": model_file(result, args.variant, variant, cfg, size, seed),
                      "best": best_val(result), "checkpoint": checkpoint, "n_params": n_params,
-                     "n_train": len(train_loader.dataset), "n_val": len(val_loader.dataset)})
+                     "n_train": len(train_batches.rows), "n_val": len(val_batches.rows)})
+    live.end()
     primary = runs[0]
     save_torch(args.model, primary["model"])
     write_csv(args.val_scores, primary["val"])
     write_seed_models(args.seed_models, runs[1:])
-    history = pd.DataFrame(primary["result"].history).round(6)
-    write_csv(args.history, history.drop(columns=["train_images_per_s"]))   # metrics stay deterministic
+    if args.timings:
+        write_json(args.timings, timings(args.variant, device, runs))
     write_json(args.metrics, {
         "variant": args.variant, "builder": variant.model.builder,
         "params_m": round(primary["n_params"] / 1e6, 3), "epochs": cfg.epochs,

@@ -94,7 +94,6 @@ def _variant(d, **train):
     (lambda d: d["train"]["optimizer"].update(weight_decay=-0.1),
      "train.optimizer.weight_decay: must be >= 0, got -0.1"),
     (lambda d: d["train"]["optimizer"].update(momentum=1.0), "train.optimizer.momentum: must be in [0, 1), got 1.0"),
-    (lambda d: d["train"].update(num_workers=-1), "train.num_workers: must be >= 0, got -1"),
     (lambda d: d["train"].update(max_batches_per_epoch=-2),
      "train.max_batches_per_epoch: must be >= 0 (0 = whole epochs), got -2"),
     (lambda d: _variant(d, augment={"crop": -4}), "variants.custom_cnn.train.augment.crop: must be >= 0 (0 = no crop), got -4"),

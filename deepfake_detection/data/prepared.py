@@ -1,8 +1,8 @@
 """Decode every face once into one uint8 array so training never decodes JPEGs.
 
 ``prepare`` writes ``images.npy`` (N, S, S, 3, uint8; memory-mapped by readers) and
-``index.csv`` (the manifest rows in array order). :class:`PreparedFaces` serves (image, label)
-pairs from it with torchvision v2 transforms applied to uint8 tensors.
+``index.csv`` (the manifest rows in array order). :class:`.batches.BatchReader` serves whole
+batches from it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import Dataset
 
 from ..io import atomic_path, read_image_rgb, resize_square
 
@@ -51,20 +49,3 @@ def select_rows(index: pd.DataFrame, datasets: list[str], split: str) -> np.ndar
     """Array rows of the given datasets and split."""
     mask = index["source"].isin(datasets) & (index["split"] == split)
     return index.loc[mask, "row"].to_numpy()
-
-
-class PreparedFaces(Dataset):
-    """(CHW uint8 tensor after ``transform``, label) for the selected rows of a prepared array."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, rows: np.ndarray, transform=None):
-        self.images, self.labels, self.rows, self.transform = images, labels, np.asarray(rows), transform
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int):
-        row = self.rows[i]
-        x = torch.from_numpy(np.array(self.images[row])).permute(2, 0, 1)   # copy out of the memmap
-        if self.transform is not None:
-            x = self.transform(x)
-        return x, int(self.labels[row])

@@ -1,8 +1,8 @@
-"""Train/eval transforms on uint8 CHW tensors (torchvision v2), built from AugmentParams.
+"""Input normalisation constants, the model's input size, and torchvision's per-image eval transform.
 
-Transforms keep uint8: the float conversion and normalisation run once per batch on the
-device (:func:`to_float_batch`), which moves 4x fewer bytes to the GPU and is several times
-faster on CPU than normalising sample by sample.
+Training and evaluation augment whole batches (:mod:`.batch_augment`); :func:`eval_transform`
+(torchvision v2 on one uint8 CHW image) and :func:`to_float_batch` are the per-image reference
+that :class:`.batch_augment.EvalAugment` is tested against and that the benchmarks use.
 """
 
 from __future__ import annotations
@@ -23,25 +23,6 @@ def to_float_batch(x: torch.Tensor, normalize: str) -> torch.Tensor:
     mean_t = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
     return (x.float().div_(255.0) - mean_t) / std_t
-
-
-def train_transform(aug) -> v2.Compose:
-    ops: list = []
-    if aug.resize:
-        ops.append(v2.Resize(aug.resize, antialias=True))
-    if tuple(aug.random_resized_crop_scale) != (1.0, 1.0):
-        ops.append(v2.RandomResizedCrop(aug.crop or aug.resize, scale=tuple(aug.random_resized_crop_scale),
-                                        antialias=True))
-    elif aug.crop:
-        ops.append(v2.RandomCrop(aug.crop))
-    if aug.hflip > 0:
-        ops.append(v2.RandomHorizontalFlip(aug.hflip))
-    if any(aug.color_jitter):
-        b, c, s, h = aug.color_jitter
-        ops.append(v2.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h))
-    if aug.autoaugment:
-        ops.append(v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET))
-    return v2.Compose(ops) if ops else v2.Identity()
 
 
 def eval_transform(aug) -> v2.Compose:

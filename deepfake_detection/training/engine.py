@@ -1,56 +1,68 @@
 """Training and inference as plain functions with explicit arguments (after DETR's engine.py).
 
-``fit`` runs the epochs, keeps the model selected on validation data (never a test set), and
-saves a resumable checkpoint after every epoch; ``predict`` returns labels and P(fake).
-CUDA runs use AMP (float16 + GradScaler) and channels_last; CPU runs use neither.
+``fit`` runs the epochs on :class:`~..data.batches.BatchReader` batches augmented on the device
+(:class:`~..data.batch_augment.TrainAugment`, one seed per batch from ``batch_seed(seed, epoch,
+step)``; :class:`~..data.batch_augment.EvalAugment` for validation), keeps the model selected on
+validation data (never a test set), and saves a checkpoint after every epoch from which a resumed
+run continues bit for bit: model, optimizer, scheduler, GradScaler, the CPU and CUDA RNG states
+(dropout draws from them), the history and the best state. ``fit`` runs inside
+``torch.random.fork_rng`` seeded from the run's seed, so it neither reads nor changes the caller's
+global RNG. ``predict`` returns labels and P(fake). CUDA runs use AMP (float16 + GradScaler) and
+channels_last; CPU runs use neither. Every loop over batches shows a tqdm bar when stderr is a TTY.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
-from ..data.transforms import to_float_batch
+from ..data.batch_augment import EvalAugment, TrainAugment, batch_seed, seed_generators
+from ..data.batches import BatchReader
 from ..models.registry import fake_probability
 from .checkpoints import load_checkpoint, save_checkpoint
+
+HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_roc_auc")
 
 
 @dataclass
 class Runtime:
-    """Where and how batches run; ``normalize`` names the model's input normalisation."""
+    """Where and how batches run: the device, AMP and channels_last (both on CUDA only)."""
 
     device: torch.device
     amp: bool
     channels_last: bool
-    normalize: str = "half"
 
     @classmethod
-    def for_device(cls, device: torch.device, normalize: str = "half") -> "Runtime":
+    def for_device(cls, device: torch.device) -> "Runtime":
         cuda = device.type == "cuda"
-        return cls(device=device, amp=cuda, channels_last=cuda, normalize=normalize)
+        return cls(device=device, amp=cuda, channels_last=cuda)
 
     def place(self, model: nn.Module) -> nn.Module:
         """Move ``model`` to the device, in channels_last layout on CUDA."""
         model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
-    def to_device(self, x: torch.Tensor) -> torch.Tensor:
-        """A uint8 batch -> normalised float on the device (float tensors pass through as they are)."""
-        x = x.to(self.device, non_blocking=True)
-        if x.dtype == torch.uint8:
-            x = to_float_batch(x, self.normalize)
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        """An augmented float batch in the model's memory format (channels_last on CUDA)."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
+
+    def rng_devices(self) -> list[torch.device]:
+        """The CUDA devices whose RNG ``fit`` forks and checkpoints (none on CPU)."""
+        return [self.device] if self.device.type == "cuda" else []
 
 
 def make_optimizer(parameters, opt) -> torch.optim.Optimizer:
@@ -72,7 +84,11 @@ def make_scheduler(optimizer, sch, epochs: int):
 
 
 def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for (N, 2) logits, BCE-with-logits for (N, 1); ``y`` may be soft (mixup)."""
+    """Cross-entropy for (N, 2) logits, BCE-with-logits for (N, 1); ``y`` may be soft P(fake).
+
+    A soft target ``lam * onehot(a) + (1 - lam) * onehot(b)`` (CutMix / MixUp) gives exactly
+    ``lam * CE(a) + (1 - lam) * CE(b)``, the mixed loss of the reports, since CE is linear in it.
+    """
     if logits.shape[1] == 1:
         return F.binary_cross_entropy_with_logits(logits[:, 0].float(), y.float())
     if y.dtype.is_floating_point:   # soft target = P(fake)
@@ -81,43 +97,27 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), y)
 
 
-def cutmix_box(h: int, w: int, lam: float, gen: torch.Generator) -> tuple[int, int, int, int]:
-    """The CutMix rectangle (y0, y1, x0, x1) covering about 1 - lam of the image."""
-    cut = math.sqrt(1.0 - lam)
-    ch, cw = int(h * cut), int(w * cut)
-    cy = int(torch.randint(h, (1,), generator=gen))
-    cx = int(torch.randint(w, (1,), generator=gen))
-    return (max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w))
+def _batches(batches, epoch: int, desc: str, max_batches: int = 0):
+    """The epoch's batches behind a tqdm bar (quiet when stderr is not a TTY), cut at ``max_batches``."""
+    total = min(len(batches), max_batches) if max_batches else len(batches)
+    it = batches.epoch(epoch)
+    return tqdm(itertools.islice(it, total), total=total, desc=desc, disable=None, leave=False)
 
 
-def mix_batch(x: torch.Tensor, y: torch.Tensor, name: str, alpha: float, gen: torch.Generator):
-    """Apply CutMix or Mixup; returns (x, y_a, y_b, lam) so loss = lam*L(y_a) + (1-lam)*L(y_b)."""
-    if name == "none" or alpha <= 0:
-        return x, y, y, 1.0
-    # Beta(alpha, alpha) drawn from the run's own generator so resumed runs replay exactly.
-    lam = float(np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=gen))).beta(alpha, alpha))
-    perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
-    if name == "mixup":
-        return lam * x + (1 - lam) * x[perm], y, y[perm], lam
-    y0, y1, x0, x1 = cutmix_box(x.shape[2], x.shape[3], lam, gen)
-    x = x.clone()
-    x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
-    lam = 1.0 - (y1 - y0) * (x1 - x0) / (x.shape[2] * x.shape[3])   # the area actually pasted
-    return x, y, y[perm], lam
+def train_one_epoch(model: nn.Module, batches: BatchReader, augment: TrainAugment, optimizer, rt: Runtime,
+                    scaler, seed: int, epoch: int, max_batches: int = 0) -> dict:
+    """One pass over ``batches.epoch(epoch)``; batch ``step`` is augmented with ``batch_seed(seed, epoch, step)``.
 
-
-def train_one_epoch(model: nn.Module, loader, optimizer, rt: Runtime, scaler, mix, gen: torch.Generator,
-                    max_batches: int = 0) -> dict:
+    With CutMix / MixUp the loss is taken on the soft P(fake) targets; the accuracy is always
+    against the images' own labels.
+    """
     model.train()
     total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
-    for i, (x, y) in enumerate(loader):
-        if max_batches and i >= max_batches:
-            break
-        x, y = rt.to_device(x), y.to(rt.device)
-        x, y_a, y_b, lam = mix_batch(x, y, mix.name, mix.alpha, gen)
+    for step, (x, y) in enumerate(_batches(batches, epoch, f"train {epoch}", max_batches)):
+        x, target = augment(x, y, batch_seed(seed, epoch, step))
         with rt.autocast():
-            logits = model(x)
-        loss = lam * loss_fn(logits, y_a) + (1 - lam) * loss_fn(logits, y_b) if lam < 1 else loss_fn(logits, y)
+            logits = model(rt.layout(x))
+        loss = loss_fn(logits, target)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -132,14 +132,14 @@ def train_one_epoch(model: nn.Module, loader, optimizer, rt: Runtime, scaler, mi
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, rt: Runtime) -> tuple[np.ndarray, np.ndarray, float]:
-    """(labels, P(fake), mean loss) over ``loader`` in order."""
+def predict(model: nn.Module, batches: BatchReader, augment: EvalAugment,
+            rt: Runtime) -> tuple[np.ndarray, np.ndarray, float]:
+    """(labels, P(fake), mean loss) over ``batches`` (unshuffled: in row order)."""
     model.eval()
     labels, scores, total_loss = [], [], 0.0
-    for x, y in loader:
-        x, y = rt.to_device(x), y.to(rt.device)
+    for x, y in _batches(batches, 0, "predict"):
         with rt.autocast():
-            logits = model(x)
+            logits = model(rt.layout(augment(x)))
         total_loss += float(loss_fn(logits, y)) * len(y)
         labels.append(y.cpu().numpy())
         scores.append(fake_probability(logits).cpu().numpy())
@@ -150,7 +150,8 @@ def predict(model: nn.Module, loader, rt: Runtime) -> tuple[np.ndarray, np.ndarr
 
 @dataclass
 class FitResult:
-    history: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)      # deterministic rows (HISTORY_KEYS)
+    timings: list[dict] = field(default_factory=list)      # per epoch: seconds, images/s (not metrics)
     best_epoch: int = 0
     best_state: dict | None = None
     val_labels: np.ndarray | None = None
@@ -165,20 +166,43 @@ def _selection_value(select: str, val_auc: float | None, val_loss: float) -> flo
     return 0.0   # "last": every epoch ties, the later one wins
 
 
-def fit(model: nn.Module, train_loader, val_loader, cfg, rt: Runtime, checkpoint: Path | None,
-        config_hash: str, auc_fn, log=print, seed: int | None = None) -> FitResult:
+def _rng_state(rt: Runtime) -> dict:
+    return {"cpu_rng": torch.get_rng_state(),
+            "cuda_rng": [torch.cuda.get_rng_state(d) for d in rt.rng_devices()]}
+
+
+def _set_rng_state(state: dict, rt: Runtime) -> None:
+    torch.set_rng_state(state["cpu_rng"])
+    for d, s in zip(rt.rng_devices(), state.get("cuda_rng") or []):
+        torch.cuda.set_rng_state(s, d)
+
+
+def fit(model: nn.Module, train: BatchReader, val: BatchReader, augment: TrainAugment, eval_augment: EvalAugment,
+        cfg, rt: Runtime, checkpoint: Path | None, config_hash: str, auc_fn, log=print,
+        seed: int | None = None, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
     """Train for ``cfg.epochs`` epochs, resuming from ``checkpoint`` when it matches the config.
 
-    ``seed`` (default: ``cfg.seed``, the first of ``cfg.seeds``) drives mixing and the shuffle
-    order. The checkpoint holds only tensors and plain data, so it loads with
-    ``weights_only=True``.
+    ``seed`` (default: ``cfg.seed``, the first of ``cfg.seeds``) seeds the forked global RNG
+    (dropout), each batch's augmentation and, through ``train.seed``, the shuffle order (both
+    functions of (seed, epoch, step) only). ``on_epoch(row)`` is called with every history row
+    in order, the rows a resumed run replays from its checkpoint first, so a fresh logger sees
+    the whole run. The checkpoint holds only tensors and plain data (it loads with
+    ``weights_only=True``).
     """
     seed = cfg.seed if seed is None else seed
+    with torch.random.fork_rng(devices=rt.rng_devices()):
+        seed_generators(seed, rt.device)
+        return _fit(model, train, val, augment, eval_augment, cfg, rt, checkpoint, config_hash, auc_fn, log,
+                    seed, on_epoch or (lambda row: None))
+
+
+def _fit(model, train, val, augment, eval_augment, cfg, rt, checkpoint, config_hash, auc_fn, log, seed,
+         on_epoch) -> FitResult:
     rt.place(model)
+    augment.to(rt.device)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer)
     scheduler = make_scheduler(optimizer, cfg.scheduler, cfg.epochs)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp)
-    gen = torch.Generator().manual_seed(seed)
     result, start_epoch, best_value = FitResult(), 1, -math.inf
     state = load_checkpoint(checkpoint, config_hash) if checkpoint else None
     if state is not None:
@@ -188,43 +212,45 @@ def fit(model: nn.Module, train_loader, val_loader, cfg, rt: Runtime, checkpoint
             scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        result.history, result.best_epoch = state["history"], state["best_epoch"]
-        result.best_state, best_value = state["best_state"], state["best_value"]
+        _set_rng_state(state, rt)
+        result.history, result.timings = state["history"], state["timings"]
+        result.best_epoch, result.best_state, best_value = state["best_epoch"], state["best_state"], state["best_value"]
         start_epoch = state["epoch"] + 1
         log(f"train: resumed from {checkpoint} after epoch {state['epoch']}")
+        for row in result.history:
+            on_epoch(row)
     for epoch in range(start_epoch, cfg.epochs + 1):
-        if getattr(train_loader, "generator", None) is not None:
-            # The shuffle order is a function of (seed, epoch), so a resumed run replays it.
-            train_loader.generator.manual_seed(seed * 100_003 + epoch)
         lr = optimizer.param_groups[0]["lr"]
-        tr = train_one_epoch(model, train_loader, optimizer, rt, scaler, cfg.mix, gen, cfg.max_batches_per_epoch)
-        y_val, s_val, val_loss = predict(model, val_loader, rt)
+        tr = train_one_epoch(model, train, augment, optimizer, rt, scaler, seed, epoch, cfg.max_batches_per_epoch)
+        start = time.perf_counter()
+        y_val, s_val, val_loss = predict(model, val, eval_augment, rt)
+        val_seconds = time.perf_counter() - start
         val_auc = auc_fn(y_val, s_val)
         val_acc = float(((s_val >= 0.5).astype(int) == y_val).mean()) if len(y_val) else float("nan")
         if scheduler is not None:
             scheduler.step()
         row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
-               "val_loss": val_loss, "val_accuracy": val_acc, "val_roc_auc": val_auc,
-               "train_images_per_s": tr["images_per_s"]}
+               "val_loss": val_loss, "val_accuracy": val_acc, "val_roc_auc": val_auc}
         result.history.append(row)
+        result.timings.append({"epoch": epoch, "train_seconds": round(tr["seconds"], 3),
+                               "train_images_per_s": round(tr["images_per_s"], 1),
+                               "val_seconds": round(val_seconds, 3), "train_images": tr["images"]})
         value = _selection_value(cfg.select, val_auc, val_loss)
         if value >= best_value:
             best_value, result.best_epoch = value, epoch
             result.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         log(f"train: epoch {epoch}/{cfg.epochs} loss {tr['loss']:.4f} acc {tr['accuracy']:.3f} "
             f"val_loss {val_loss:.4f} val_auc {val_auc if val_auc is None else round(val_auc, 4)} "
-            f"({tr['images_per_s']:.1f} img/s)")
+            f"({tr['images_per_s']:.1f} img/s, {tr['seconds']:.1f} s train, {val_seconds:.1f} s val)")
         if checkpoint:
             save_checkpoint(checkpoint, {
                 "config_hash": config_hash, "epoch": epoch, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "history": result.history, "best_epoch": result.best_epoch,
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None, **_rng_state(rt),
+                "history": result.history, "timings": result.timings, "best_epoch": result.best_epoch,
                 "best_state": result.best_state, "best_value": best_value})
+        on_epoch(row)
     model.load_state_dict(result.best_state)
-    result.val_labels, result.val_scores, _ = predict(model, val_loader, rt)
+    result.val_labels, result.val_scores, _ = predict(model, val, eval_augment, rt)
     return result

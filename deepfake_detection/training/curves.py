@@ -1,0 +1,37 @@
+"""Training curves for ``dvc plots`` / ``dvc exp show``, logged with dvclive, one step per epoch.
+
+``<folder>/plots/metrics/<name>.tsv`` gets one row per epoch (``step`` = the epoch number) for
+each of :data:`CURVES`; ``<folder>/metrics.json`` holds the latest values and ``step``. The
+logger writes nothing outside its folder: no dvc.yaml of its own (the pipeline's dvc.yaml
+declares the files), no experiment commit (``dvc exp run`` makes those), no report, no
+timestamps, so the files are byte-deterministic and can be committed. Timings go elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_roc_auc", "lr")
+DIGITS = 6   # the rounding of every committed metric
+
+
+def open_live(folder: Path):
+    """A fresh ``dvclive.Live`` on ``folder`` (its earlier files are removed)."""
+    from dvclive import Live
+
+    logging.getLogger("dvclive").setLevel(logging.WARNING)   # no "Logging to experiment ..." chatter
+    return Live(str(folder), resume=False, report=None, save_dvc_exp=False, dvcyaml=False)
+
+
+def log_epoch(live, row: dict) -> None:
+    """One history row (``engine.fit``'s ``on_epoch``) as dvclive step ``row["epoch"]``.
+
+    A value that does not exist (ROC-AUC of a one-class validation set) is left out of that step.
+    """
+    live.step = int(row["epoch"])
+    for name in CURVES:
+        value = row.get(name)
+        if value is not None:
+            live.log_metric(name, round(float(value), DIGITS))
+    live.make_summary()
