@@ -43,13 +43,13 @@ def _params(tmp_path, params_dict, seeds, name="params.yaml"):
     return write_params(tmp_path / name, params_dict)
 
 
-def _train(params, prepared, out, variant):
+def _train(params, prepared, out, variant, *extra):
     train_stage.main(["--params", str(params), "--variant", variant, "--prepared", str(prepared),
                       "--model", str(out / variant / "model.pt"),
                       "--val-scores", str(out / variant / "val_scores.csv"),
                       "--seed-models", str(out / variant / "seeds"),
                       "--metrics", str(out / "train" / f"{variant}.json"),
-                      "--history", str(out / "history" / f"{variant}.csv"), "--device", "cpu"])
+                      "--live", str(out / "dvclive" / variant), "--device", "cpu", *extra])
 
 
 def _evaluate(params, prepared, out, variant):

@@ -11,7 +11,8 @@ rule train:
         "data/models/{variant}/val_scores.csv",
         directory("data/models/{variant}/seeds"),
         "metrics/train/{variant}.json",
-        "metrics/history/{variant}.csv",
+        "metrics/dvclive/{variant}/metrics.json",
+        directory("metrics/dvclive/{variant}/plots/metrics"),
     log:
         "logs/train/{variant}.log",
     threads: workflow.cores
@@ -23,7 +24,8 @@ rule train:
         " --val-scores data/models/{wildcards.variant}/val_scores.csv"
         " --seed-models data/models/{wildcards.variant}/seeds"
         " --metrics metrics/train/{wildcards.variant}.json"
-        " --history metrics/history/{wildcards.variant}.csv"
+        " --live metrics/dvclive/{wildcards.variant}"
+        " --timings logs/train/{wildcards.variant}.json"
         " --checkpoint data/checkpoints/{wildcards.variant}/last.pt 2> {log}"
 
 
