@@ -5,6 +5,11 @@ each of :data:`CURVES`; ``<folder>/metrics.json`` holds the latest values and ``
 logger writes nothing outside its folder: no dvc.yaml of its own (the pipeline's dvc.yaml
 declares the files), no experiment commit (``dvc exp run`` makes those), no report, no
 timestamps, so the files are byte-deterministic and can be committed. Timings go elsewhere.
+
+dvclive's own repository lookup is skipped (:class:`PipelineLive`): it costs ~5 s per process
+(opening the DVC repo and its git history) and buys nothing here, since the stage's outputs are
+declared in dvc.yaml and ``dvc exp run`` collects them itself; it would also ``dvc init`` a git
+checkout that has no ``.dvc`` folder.
 """
 
 from __future__ import annotations
@@ -17,11 +22,17 @@ DIGITS = 6   # the rounding of every committed metric
 
 
 def open_live(folder: Path):
-    """A fresh ``dvclive.Live`` on ``folder`` (its earlier files are removed)."""
+    """A fresh :class:`PipelineLive` on ``folder`` (its earlier files are removed)."""
     from dvclive import Live
 
-    logging.getLogger("dvclive").setLevel(logging.WARNING)   # no "Logging to experiment ..." chatter
-    return Live(str(folder), resume=False, report=None, save_dvc_exp=False, dvcyaml=False)
+    class PipelineLive(Live):
+        """``dvclive.Live`` that writes its folder only and never opens the DVC/git repository."""
+
+        def _init_dvc(self) -> None:
+            return None
+
+    logging.getLogger("dvclive").setLevel(logging.WARNING)
+    return PipelineLive(str(folder), resume=False, report=None, save_dvc_exp=False, dvcyaml=False)
 
 
 def log_epoch(live, row: dict) -> None:
