@@ -25,6 +25,7 @@ def set_offline_defaults(root: Path | None = None, hub_offline: bool = True) -> 
     """
     root = Path(root or Path.cwd())
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("DVC_STUDIO_OFFLINE", "true")   # dvclive never posts training curves to Studio
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if hub_offline:
         # timm's pretrained=True (the hub-weighted variants to come) retries ~47 s without this.
