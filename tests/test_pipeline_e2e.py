@@ -114,6 +114,12 @@ def test_dvc_repro_builds_everything(dvc_project):
             assert m["roc_auc_ci_low"] <= m["roc_auc"] <= m["roc_auc_ci_high"]
     board = (dvc_project / "metrics/leaderboard.md").read_text()
     assert all(f"| {v} |" in board for v in p["variants"])
+    plots = run("dvc plots show --json", dvc_project)
+    for v in p["variants"]:                      # dvclive curves: one row per epoch, drawn by dvc plots
+        curve = (dvc_project / f"metrics/dvclive/{v}/plots/metrics/val_roc_auc.tsv").read_text().splitlines()
+        assert curve[0] == "step\tval_roc_auc" and [r.split("\t")[0] for r in curve[1:]] == ["1", "2"]
+        assert f"metrics/dvclive/{v}/plots/metrics/val_roc_auc.tsv" in plots
+        assert json.loads((dvc_project / f"logs/train/{v}.json").read_text())["variant"] == v
     manifest = pd.read_csv(dvc_project / "data/splits/manifest.csv", keep_default_na=False)
     assert leaking_groups(manifest) == []
     # twins linked by the guard across test sets stay in their own datasets' test splits
