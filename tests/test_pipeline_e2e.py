@@ -31,7 +31,9 @@ def tiny_params(params: dict) -> dict:
         n_train=10, n_val=5, n_test_dev=4, n_test_challenge=4, image_size=128,
         faces_per_image=[2, 3], face_size=[28, 44], folder_size=48)
     params["faces"].update(size=32)
-    params["prepare"].update(size=32)
+    params["prepare"]["sizes"] = [32]
+    for variant in params["variants"].values():
+        variant["prepared_size"] = 32
     params["train"].update(epochs=2, batch_size=16, max_batches_per_epoch=2)
     params["variants"]["resnet18_scratch"]["train"]["augment"].update(resize=36, crop=32)
     return params

@@ -36,7 +36,8 @@ def _prepared(root):
 
 def _params(tmp_path, params_dict, seeds, name="params.yaml"):
     params_dict["train"].update({"epochs": 1, "batch_size": 8, "seeds": seeds})
-    tiny = {"model": {"builder": "custom_cnn", "kwargs": {"widths": [4, 8], "hidden": 16}}}
+    tiny = {"model": {"builder": "custom_cnn", "kwargs": {"widths": [4, 8], "hidden": 16}}, "prepared_size": 16}
+    params_dict["prepare"] = {"sizes": [16]}
     params_dict["variants"] = {"cnn_a": tiny, "cnn_b": {**tiny, "train": {"optimizer": {"lr": 0.003}}}}
     params_dict["evaluate"]["test_sets"] = {"test_dev": {"dataset": "demo_openforensics", "split": "test_dev"}}
     params_dict["evaluate"]["bootstrap"] = {"resamples": 60, "seed": 3}
