@@ -40,9 +40,9 @@ def decode_face(path: str, size: int) -> np.ndarray:
     except FileNotFoundError:
         raise PrepareError(f"{path}: missing file listed in the manifest; re-run the faces and split "
                            f"stages (dvc repro split)") from None
-    except ValueError as exc:
-        raise PrepareError(f"{path}: does not decode as an image ({exc}); re-run the faces stage "
-                           f"that wrote it") from None
+    except ValueError:
+        raise PrepareError(f"{path}: does not decode as an image; re-run the faces stage that "
+                           f"wrote it") from None
 
 
 def _decode_chunk(paths: list[str], size: int) -> np.ndarray:
