@@ -114,6 +114,8 @@ def test_dvc_repro_builds_everything(dvc_project):
             assert set(METRIC_KEYS) <= set(m) and m["variant"] == v and m["test_set"] == t
             assert m["n"] == m["n_real"] + m["n_fake"] == m["tn"] + m["fp"] + m["fn"] + m["tp"] == TEST_N[t]
             assert m["roc_auc_ci_low"] <= m["roc_auc"] <= m["roc_auc_ci_high"]
+        assert sorted(f.name for f in (dvc_project / f"metrics/roc/{v}").iterdir()) == \
+            sorted(f"{t}.csv" for t in p["evaluate"]["test_sets"])
     board = (dvc_project / "metrics/leaderboard.md").read_text()
     assert all(f"| {v} |" in board for v in p["variants"])
     manifest = pd.read_csv(dvc_project / "data/splits/manifest.csv", keep_default_na=False)
@@ -136,7 +138,8 @@ def test_snakemake_builds_the_same_bytes(dvc_project, smk_project):
     """Same machine, same params: both runners write byte-identical files, models included."""
     files = _outputs(dvc_project)
     assert files == _outputs(smk_project)
-    assert {"data/prepared/images.npy", "data/models/custom_cnn/model.pt", "metrics/leaderboard.md"} <= files
+    assert {"data/prepared/32/images.npy", "data/models/custom_cnn/model.pt", "metrics/leaderboard.md",
+            "metrics/roc/custom_cnn/test_dev.csv"} <= files
     differ = [f for f in sorted(files) if (dvc_project / f).read_bytes() != (smk_project / f).read_bytes()]
     assert differ == []
 
@@ -169,7 +172,7 @@ def test_editing_one_variant_reruns_only_its_stages(dvc_project):
     (dvc_project / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     status = run("dvc status --json", dvc_project)
     changed = set(json.loads(status))
-    expected = {"train@custom_cnn", "report"} | {f"evaluate@custom_cnn-{t}" for t in p["evaluate"]["test_sets"]}
+    expected = {"train@custom_cnn", "evaluate@custom_cnn", "report"}
     assert changed == expected
     out = run("dvc repro", dvc_project)
     assert "resnet18_scratch' didn't change" in out or "Stage 'train@resnet18_scratch' didn't change" in out
