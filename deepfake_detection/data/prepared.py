@@ -45,11 +45,11 @@ def decode_face(path: str, size: int) -> np.ndarray:
                            f"wrote it") from None
 
 
-def _decode_chunk(paths: list[str], size: int) -> np.ndarray:
-    out = np.empty((len(paths), size, size, 3), np.uint8)
+def _decode_into(buffer: np.ndarray, paths: list[str], size: int) -> np.ndarray:
+    """Decode ``paths`` into the first rows of ``buffer``; return those rows."""
     for i, path in enumerate(paths):
-        out[i] = decode_face(path, size)
-    return out
+        buffer[i] = decode_face(path, size)
+    return buffer[:len(paths)]
 
 
 def _manifest_rows(manifest: Path) -> Iterator[list[str]]:
@@ -82,8 +82,8 @@ def prepare_arrays(manifest: str | Path, size: int, out_dir: Path, workers: int 
     """Write ``out_dir/{images.npy,index.csv}`` for the manifest CSV at ``manifest``; return N.
 
     The folder appears at once (atomic) and only when every face decoded; a missing or
-    undecodable face raises :class:`PrepareError` naming it. Memory: ``workers + 2`` chunks of
-    ``rows_per_chunk`` faces (default: about 4 MiB each), whatever N is.
+    undecodable face raises :class:`PrepareError` naming it. Memory: ``workers + 2`` reused
+    buffers of ``rows_per_chunk`` faces (default: about 4 MiB each), whatever N is.
     """
     manifest = Path(manifest)
     n = count_rows(manifest)
@@ -95,7 +95,7 @@ def prepare_arrays(manifest: str | Path, size: int, out_dir: Path, workers: int 
     if "row" in header:
         raise PrepareError(f"{manifest}: already has a 'row' column; pass the split stage's manifest.csv")
     at = header.index("path")
-    step = rows_per_chunk or chunk_rows(size)
+    step = min(rows_per_chunk or chunk_rows(size), max(n, 1))
     with atomic_path(out_dir, is_dir=True) as tmp, \
             open(tmp / "images.npy", "wb") as images, \
             open(tmp / "index.csv", "w", newline="", encoding="utf-8") as index, \
@@ -103,23 +103,34 @@ def prepare_arrays(manifest: str | Path, size: int, out_dir: Path, workers: int 
         images.write(npy_header((n, size, size, 3)))
         table = csv.writer(index, lineterminator="\n")
         table.writerow([*header, "row"])
+        # A fixed set of chunk buffers, reused: at most len(free) chunks exist at any time, and
+        # the allocator never sees a large block freed and asked for again (glibc's heap then
+        # creeps up with the number of chunks).
+        free = deque(np.empty((step, size, size, 3), np.uint8) for _ in range(workers + 2))
         pending: deque = deque()
         done = 0
         try:
             while chunk := list(islice(rows, step)):
                 table.writerows([*r, str(done + i)] for i, r in enumerate(chunk))
-                pending.append(pool.submit(_decode_chunk, [r[at] for r in chunk], size))
+                if not free:
+                    free.append(_write_next(pending, images))
+                pending.append(pool.submit(_decode_into, free.popleft(), [r[at] for r in chunk], size))
                 done += len(chunk)
-                while len(pending) > workers + 1:
-                    images.write(pending.popleft().result().data)
             while pending:
-                images.write(pending.popleft().result().data)
+                _write_next(pending, images)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         if done != n:
             raise PrepareError(f"{manifest}: changed while it was read ({n} rows, then {done})")
     return n
+
+
+def _write_next(pending: deque, images) -> np.ndarray:
+    """Write the oldest pending chunk once decoded; return its buffer for reuse."""
+    rows = pending.popleft().result()
+    images.write(rows.data)
+    return rows.base if rows.base is not None else rows
 
 
 def load_prepared(prepared_dir: Path):
