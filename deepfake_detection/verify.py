@@ -1,7 +1,8 @@
 """``make verify``: does a fresh run of the graph reproduce the committed metrics?
 
 CI's "re-run the stages" step. After ``dvc repro`` on a clean checkout, every metrics file that
-``dvc.yaml`` declares is compared with the version committed at ``--rev`` (default ``HEAD``):
+``dvc.yaml`` declares (each JSON file inside a declared metrics folder, such as
+``metrics/eval/<variant>/``) is compared with the version committed at ``--rev`` (default ``HEAD``):
 
 * data stages (``verify.data_stages`` in params.yaml: download, faces, split, prepare) must match
   exactly, both their metrics and the hashes of their outputs recorded in ``dvc.lock`` (so their
