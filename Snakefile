@@ -24,14 +24,13 @@ except ParamsError as exc:
     sys.exit(str(exc))   # the graph build stops with the one-line message, exit status 1
 
 VARIANTS = sorted(config["variants"])
-TEST_SETS = sorted(config["evaluate"]["test_sets"])
 SOURCES = config["enabled_sources"]
 YOLO_SOURCES = PARAMS.face_stages.faces_yolo   # crop with the detector trained here
 
 wildcard_constraints:
     source="[^/]+",
     variant="[^/]+",
-    test_set="[^/]+",
+    size="[0-9]+",
 
 
 include: "workflow/rules/common.smk"

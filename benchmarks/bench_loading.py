@@ -89,7 +89,8 @@ def main() -> None:
         baseline = images_per_s(DataLoader(JpegFaces(manifest["path"], manifest["label"], args.size, tf), **kw),
                                 args.epochs)
         t0 = time.perf_counter()
-        prepare_arrays(manifest, args.size, tmp / "prepared")
+        manifest.to_csv(tmp / "manifest.csv", index=False)
+        prepare_arrays(tmp / "manifest.csv", args.size, tmp / "prepared")
         prep_s = time.perf_counter() - t0
         images, index = load_prepared(tmp / "prepared")
         reader = BatchReader(images, index["label"].to_numpy(), index["row"].to_numpy(), args.batch_size,

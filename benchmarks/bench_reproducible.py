@@ -68,8 +68,6 @@ def _child_env(overrides: dict[str, str]) -> dict[str, str]:
 
 def run_pipeline(out_dir: Path, options: dict, workers: int) -> None:
     """download@demo -> faces@demo -> prepare, with relative paths under ``out_dir``."""
-    import pandas as pd
-
     from deepfake_detection.data.demo import generate_demo
     from deepfake_detection.data.prepared import prepare_arrays
     from deepfake_detection.params import load_params
@@ -83,9 +81,8 @@ def run_pipeline(out_dir: Path, options: dict, workers: int) -> None:
     faces_stage.main(["--params", str(params_file), "--source", "demo", "--raw", "raw/demo",
                       "--out", "faces/demo", "--metrics", "faces_demo.json",
                       "--workers", str(workers)])
-    manifest = pd.read_csv("faces/demo/faces.csv", keep_default_na=False,
-                           dtype={"official_split": str, "generator": str})
-    prepare_arrays(manifest, params.prepare.size, Path("prepared"), workers=max(workers, 1) * 2)
+    prepare_arrays(Path("faces/demo/faces.csv"), params.prepare.sizes[0], Path("prepared"),
+                   workers=max(workers, 1) * 2)
 
 
 def float_probe() -> dict[str, str]:

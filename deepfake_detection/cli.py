@@ -23,7 +23,9 @@ def _check(path: str) -> int:
     print(f"  train on:  {', '.join(p.train.datasets)}")
     for name, v in sorted(p.variants.items()):
         cfg = p.variant_train(name)
-        print(f"  variant:   {name} ({v.model.builder}, {cfg.epochs} epochs, lr {cfg.optimizer.lr:g})")
+        print(f"  variant:   {name} ({v.model.builder}, {v.prepared_size} px, {cfg.epochs} epochs, "
+              f"lr {cfg.optimizer.lr:g})")
+    print(f"  prepared:  {', '.join(f'{s} px' for s in p.prepare.sizes)}")
     print(f"  test sets: {', '.join(sorted(p.evaluate.test_sets))}")
     return 0
 

@@ -224,12 +224,19 @@ class SplitParams:
 
 @dataclass
 class PrepareParams:
-    """Decode every face once into uint8 arrays (stage ``prepare``)."""
+    """Decode every face once into one uint8 array per size (stage ``prepare@<size>``).
 
-    size: int = 64
+    ``sizes`` is the list dvc.yaml's foreach runs over; DVC cannot derive it from the variants,
+    so :meth:`Params.validate` checks it equals the set of their ``prepared_size``.
+    """
+
+    sizes: list[int] = field(default_factory=lambda: [64])
 
     def validate(self, where: str) -> None:
-        check(self.size >= 8, f"{where}.size", f"must be >= 8, got {self.size}")
+        check(bool(self.sizes), f"{where}.sizes", "list at least one size (the variants' prepared_size)")
+        for size in self.sizes:
+            check(size >= 8, f"{where}.sizes", f"every size must be >= 8, got {size}")
+        check(len(set(self.sizes)) == len(self.sizes), f"{where}.sizes", f"lists a size twice: {self.sizes}")
 
 
 @dataclass
@@ -359,6 +366,7 @@ class VariantParams:
     """A classifier variant: data, not code (``model.builder`` names registered code)."""
 
     model: ModelParams
+    prepared_size: int             # side of the prepared array it trains, validates and is evaluated on
     train: dict[str, Any] = field(default_factory=dict)   # overrides merged over ``train``
     published: list[PublishedResult] = field(default_factory=list)
     description: str = ""
@@ -515,6 +523,20 @@ class Params:
                   f"remove {sorted(self.face_detectors)} (set face_detectors: {{}}): face_stages.faces_yolo is "
                   f"empty, so no faces stage would use the trained detector")
 
+    def _validate_prepared_sizes(self) -> None:
+        """prepare.sizes is exactly the set of the variants' prepared_size (dvc.yaml's foreach)."""
+        by_size: dict[int, list[str]] = {}
+        for name, variant in self.variants.items():
+            check(variant.prepared_size >= 8, f"variants.{name}.prepared_size",
+                  f"must be >= 8, got {variant.prepared_size}")
+            by_size.setdefault(variant.prepared_size, []).append(name)
+        for size, names in sorted(by_size.items()):
+            check(size in self.prepare.sizes, "prepare.sizes",
+                  f"add {size}: variant(s) {sorted(names)} set prepared_size {size} (sizes: {self.prepare.sizes})")
+        unused = [size for size in self.prepare.sizes if size not in by_size]
+        check(not unused, "prepare.sizes",
+              f"remove {unused}: no variant sets that prepared_size (used: {sorted(by_size)})")
+
     def validate(self, where: str) -> None:
         for name in self.enabled_sources:
             check(name in self.sources, "enabled_sources",
@@ -530,6 +552,7 @@ class Params:
             self.source_options(name)   # each download kind validates its own options
         self._validate_face_stages()
         check(bool(self.variants), "variants", "define at least one variant")
+        self._validate_prepared_sizes()
         for vname in self.variants:
             for ds in self.variant_train(vname).datasets:   # validates the merged training config
                 check(ds in datasets, f"variants.{vname}.train.datasets",

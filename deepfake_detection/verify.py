@@ -1,7 +1,8 @@
 """``make verify``: does a fresh run of the graph reproduce the committed metrics?
 
 CI's "re-run the stages" step. After ``dvc repro`` on a clean checkout, every metrics file that
-``dvc.yaml`` declares is compared with the version committed at ``--rev`` (default ``HEAD``):
+``dvc.yaml`` declares (each JSON file inside a declared metrics folder, such as
+``metrics/eval/<variant>/``) is compared with the version committed at ``--rev`` (default ``HEAD``):
 
 * data stages (``verify.data_stages`` in params.yaml: download, faces, split, prepare) must match
   exactly, both their metrics and the hashes of their outputs recorded in ``dvc.lock`` (so their
@@ -25,7 +26,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -96,19 +97,45 @@ def compare_values(file: str, committed: dict, fresh: dict, tolerances: dict[str
 
 
 def stage_base(name: str) -> str:
-    """``faces@demo`` -> ``faces``; ``evaluate@v-t`` -> ``evaluate``."""
+    """``faces@demo`` -> ``faces``; ``evaluate@v`` -> ``evaluate``."""
     return name.split("@", 1)[0]
 
 
-def metric_files(lock: dict) -> dict[str, str]:
-    """Metrics file -> the stage (base name) that writes it (dvc.lock holds the expanded stages)."""
+def _is_dir_out(entry: dict) -> bool:
+    """A directory out: dvc.lock records its hash as ``<md5>.dir`` with ``nfiles``."""
+    return str(entry.get("md5", "")).endswith(".dir") or "nfiles" in entry
+
+
+def metric_files(lock: dict, list_dir: Callable[[str], list[str]] = lambda path: []) -> dict[str, str]:
+    """Metrics JSON file -> the stage (base name) that writes it (dvc.lock holds the expanded stages).
+
+    A directory out under ``metrics/`` (``evaluate@<v>`` writes ``metrics/eval/<v>/<test_set>.json``)
+    stands for the JSON files ``list_dir(path)`` finds in it (the committed tree or the workspace).
+    """
     out = {}
     for name, stage in (lock.get("stages") or {}).items():
         for entry in stage.get("outs", []):
             path = entry["path"]
-            if path.endswith(".json") and path.startswith("metrics/"):
+            if not path.startswith("metrics/"):
+                continue
+            if path.endswith(".json"):
                 out[path] = stage_base(name)
+            elif _is_dir_out(entry):
+                out.update({f: stage_base(name) for f in list_dir(path) if f.endswith(".json")})
     return out
+
+
+def git_files(rev: str, folder: str, cwd: Path) -> list[str]:
+    """Repo-relative paths of the files committed under ``folder`` at ``rev``."""
+    res = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "--", folder], cwd=cwd,
+                         capture_output=True, text=True)
+    return res.stdout.splitlines() if res.returncode == 0 else []
+
+
+def workspace_files(root: Path, folder: str) -> list[str]:
+    """Repo-relative POSIX paths of the files under ``root/folder`` now."""
+    base = root / folder
+    return sorted(p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file()) if base.is_dir() else []
 
 
 def lock_hashes(lock: dict, stages: set[str]) -> dict[str, str]:
@@ -159,7 +186,8 @@ def verify(root: Path, rev: str, params_path: Path, stages: set[str] | None = No
     old_lock = only_stages(yaml.safe_load(lock_text), stages)
     new_lock = only_stages(yaml.safe_load(fresh_lock_path.read_text()), stages)
     rows = compare_values("dvc.lock", lock_hashes(old_lock, data), lock_hashes(new_lock, data), None)
-    old_files, new_files = metric_files(old_lock), metric_files(new_lock)
+    old_files = metric_files(old_lock, lambda folder: git_files(rev, folder, root))
+    new_files = metric_files(new_lock, lambda folder: workspace_files(root, folder))
     for path in sorted(set(old_files) | set(new_files)):
         stage = new_files.get(path) or old_files[path]
         old_text = git_show(rev, path, root)

@@ -18,6 +18,14 @@ def test_repository_params_load(repo):
     assert p.enabled_sources == ["demo"]
 
 
+def test_prepared_sizes_of_two_variants(tmp_path, params_dict):
+    params_dict["variants"]["resnet18_scratch"]["prepared_size"] = 224
+    params_dict["prepare"]["sizes"] = [224, 64]
+    p = load_params(write_params(tmp_path / "params.yaml", params_dict))
+    assert p.prepare.sizes == [224, 64]
+    assert {n: v.prepared_size for n, v in p.variants.items()} == {"resnet18_scratch": 224, "custom_cnn": 64}
+
+
 def test_variant_overrides_merge_over_defaults(repo):
     p = load_params(repo / "params.yaml")
     cfg = p.variant_train("custom_cnn")
@@ -106,6 +114,16 @@ def _variant(d, **train):
      "variants.custom_cnn.train.augment.color_jitter: hue must be <= 0.5, got 0.6"),
     (lambda d: d["evaluate"]["test_sets"]["test_dev"].update(split=""),
      "evaluate.test_sets.test_dev.split: name a manifest split (e.g. test)"),
+    # prepare.sizes must be exactly the variants' prepared_size values (dvc.yaml's foreach list)
+    (lambda d: d["variants"]["custom_cnn"].update(prepared_size=128),
+     "prepare.sizes: add 128: variant(s) ['custom_cnn'] set prepared_size 128 (sizes: [64])"),
+    (lambda d: d["prepare"].update(sizes=[64, 224]),
+     "prepare.sizes: remove [224]: no variant sets that prepared_size (used: [64])"),
+    (lambda d: d["prepare"].update(sizes=[64, 64]), "prepare.sizes: lists a size twice: [64, 64]"),
+    (lambda d: d["prepare"].update(sizes=[4]), "prepare.sizes: every size must be >= 8, got 4"),
+    (lambda d: d["prepare"].update(sizes=[]), "prepare.sizes: list at least one size (the variants' prepared_size)"),
+    (lambda d: d["variants"]["custom_cnn"].pop("prepared_size"), "variants.custom_cnn.prepared_size: required key is missing"),
+    (lambda d: d["prepare"].update(size=64), "prepare: unknown key(s) ['size']; allowed keys are ['sizes']"),
 ])
 def test_bad_values_give_the_exact_message(tmp_path, params_dict, mutate, message):
     mutate(params_dict)
@@ -204,7 +222,7 @@ def test_detector_crops_without_training(tmp_path, params_dict, change):
 # ------------------------------------------------------------------ stage CLIs
 
 @pytest.mark.parametrize("argv", [
-    ["stages/prepare.py", "--manifest", "m.csv", "--out", "out"],
+    ["stages/prepare.py", "--manifest", "m.csv", "--size", "64", "--out", "out"],
     ["stages/report.py", "--metrics-root", "metrics/eval", "--scores-root", "data/eval", "--out", "leaderboard.md"],
 ])
 def test_stages_print_a_params_error_as_one_line(tmp_path, params_dict, argv):

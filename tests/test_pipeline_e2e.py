@@ -31,7 +31,9 @@ def tiny_params(params: dict) -> dict:
         n_train=10, n_val=5, n_test_dev=4, n_test_challenge=4, image_size=128,
         faces_per_image=[2, 3], face_size=[28, 44], folder_size=48)
     params["faces"].update(size=32)
-    params["prepare"].update(size=32)
+    params["prepare"]["sizes"] = [32]
+    for variant in params["variants"].values():
+        variant["prepared_size"] = 32
     params["train"].update(epochs=2, batch_size=16, max_batches_per_epoch=2)
     params["variants"]["resnet18_scratch"]["train"]["augment"].update(resize=36, crop=32)
     return params
@@ -112,6 +114,8 @@ def test_dvc_repro_builds_everything(dvc_project):
             assert set(METRIC_KEYS) <= set(m) and m["variant"] == v and m["test_set"] == t
             assert m["n"] == m["n_real"] + m["n_fake"] == m["tn"] + m["fp"] + m["fn"] + m["tp"] == TEST_N[t]
             assert m["roc_auc_ci_low"] <= m["roc_auc"] <= m["roc_auc_ci_high"]
+        assert sorted(f.name for f in (dvc_project / f"metrics/roc/{v}").iterdir()) == \
+            sorted(f"{t}.csv" for t in p["evaluate"]["test_sets"])
     board = (dvc_project / "metrics/leaderboard.md").read_text()
     assert all(f"| {v} |" in board for v in p["variants"])
     plots = run("dvc plots show --json", dvc_project)
@@ -140,7 +144,8 @@ def test_snakemake_builds_the_same_bytes(dvc_project, smk_project):
     """Same machine, same params: both runners write byte-identical files, models included."""
     files = _outputs(dvc_project)
     assert files == _outputs(smk_project)
-    assert {"data/prepared/images.npy", "data/models/custom_cnn/model.pt", "metrics/leaderboard.md"} <= files
+    assert {"data/prepared/32/images.npy", "data/models/custom_cnn/model.pt", "metrics/leaderboard.md",
+            "metrics/roc/custom_cnn/test_dev.csv"} <= files
     differ = [f for f in sorted(files) if (dvc_project / f).read_bytes() != (smk_project / f).read_bytes()]
     assert differ == []
 
@@ -173,7 +178,7 @@ def test_editing_one_variant_reruns_only_its_stages(dvc_project):
     (dvc_project / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     status = run("dvc status --json", dvc_project)
     changed = set(json.loads(status))
-    expected = {"train@custom_cnn", "report"} | {f"evaluate@custom_cnn-{t}" for t in p["evaluate"]["test_sets"]}
+    expected = {"train@custom_cnn", "evaluate@custom_cnn", "report"}
     assert changed == expected
     out = run("dvc repro", dvc_project)
     assert "resnet18_scratch' didn't change" in out or "Stage 'train@resnet18_scratch' didn't change" in out

@@ -70,7 +70,9 @@ def real_params(params: dict, url: str) -> dict:
     params["enabled_sources"] = ["openforensics", "deepfake_and_real_images"]
     params["face_stages"] = {"faces": ["openforensics", "deepfake_and_real_images"], "faces_yolo": []}
     params["faces"].update(size=32)
-    params["prepare"].update(size=32)
+    params["prepare"]["sizes"] = [32]
+    for variant in params["variants"].values():
+        variant["prepared_size"] = 32
     params["train"].update(datasets=["openforensics"], epochs=1, batch_size=16, max_batches_per_epoch=2)
     params["variants"] = {"custom_cnn": params["variants"]["custom_cnn"]}
     params["evaluate"]["test_sets"] = {

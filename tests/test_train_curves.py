@@ -23,7 +23,9 @@ def setup(tmp_path_factory):
     raw["train"].update({"epochs": EPOCHS, "batch_size": 8, "seeds": [3],
                          "optimizer": {"name": "sgd", "lr": 0.1}, "scheduler": {"name": "step", "step_size": 1,
                                                                                 "gamma": 0.5}})
-    raw["variants"] = {"cnn": {"model": {"builder": "custom_cnn", "kwargs": {"widths": [4, 8], "hidden": 16}}}}
+    raw["prepare"] = {"sizes": [16]}
+    raw["variants"] = {"cnn": {"model": {"builder": "custom_cnn", "kwargs": {"widths": [4, 8], "hidden": 16}},
+                               "prepared_size": 16}}
     return tmp, write_params(tmp / "params.yaml", raw), _prepared(tmp / "prepared")
 
 

@@ -15,7 +15,7 @@ from stages import report as report_stage
 from stages import train as train_stage
 from tests.conftest import write_params
 
-SPLITS = [("train", 32), ("val", 16), ("test_dev", 24)]
+SPLITS = [("train", 32), ("val", 16), ("test_dev", 24), ("test_challenge", 12)]
 
 
 def _prepared(root):
@@ -34,11 +34,12 @@ def _prepared(root):
     return root
 
 
-def _params(tmp_path, params_dict, seeds, name="params.yaml"):
+def _params(tmp_path, params_dict, seeds, name="params.yaml", test_sets=("test_dev",)):
     params_dict["train"].update({"epochs": 1, "batch_size": 8, "seeds": seeds})
-    tiny = {"model": {"builder": "custom_cnn", "kwargs": {"widths": [4, 8], "hidden": 16}}}
+    tiny = {"model": {"builder": "custom_cnn", "kwargs": {"widths": [4, 8], "hidden": 16}}, "prepared_size": 16}
+    params_dict["prepare"] = {"sizes": [16]}
     params_dict["variants"] = {"cnn_a": tiny, "cnn_b": {**tiny, "train": {"optimizer": {"lr": 0.003}}}}
-    params_dict["evaluate"]["test_sets"] = {"test_dev": {"dataset": "demo_openforensics", "split": "test_dev"}}
+    params_dict["evaluate"]["test_sets"] = {t: {"dataset": "demo_openforensics", "split": t} for t in test_sets}
     params_dict["evaluate"]["bootstrap"] = {"resamples": 60, "seed": 3}
     return write_params(tmp_path / name, params_dict)
 
@@ -53,13 +54,13 @@ def _train(params, prepared, out, variant, *extra):
 
 
 def _evaluate(params, prepared, out, variant):
-    evaluate_stage.main(["--params", str(params), "--variant", variant, "--test-set", "test_dev",
+    evaluate_stage.main(["--params", str(params), "--variant", variant,
                          "--prepared", str(prepared), "--model", str(out / variant / "model.pt"),
                          "--val-scores", str(out / variant / "val_scores.csv"),
                          "--seed-models", str(out / variant / "seeds"),
-                         "--metrics", str(out / "eval" / variant / "test_dev.json"),
-                         "--scores", str(out / "scores" / variant / "test_dev_scores.csv"),
-                         "--roc", str(out / "roc" / f"{variant}.csv"), "--device", "cpu"])
+                         "--metrics-dir", str(out / "eval" / variant),
+                         "--scores-dir", str(out / "scores" / variant),
+                         "--roc-dir", str(out / "roc" / variant), "--device", "cpu"])
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,9 @@ def two_seeds(tmp_path_factory):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     prepared = _prepared(tmp / "prepared")
     one = _params(tmp, copy.deepcopy(raw), [3], "one.yaml")
-    two = _params(tmp, copy.deepcopy(raw), [3, 5], "two.yaml")
+    two = _params(tmp, copy.deepcopy(raw), [3, 5], "two.yaml", ("test_dev", "test_challenge"))
+    (tmp / "two" / "eval" / "cnn_a").mkdir(parents=True)
+    (tmp / "two" / "eval" / "cnn_a" / "removed_test_set.json").write_text("{}")   # stale: must go
     _train(one, prepared, tmp / "one", "cnn_a")
     for variant in ("cnn_a", "cnn_b"):
         _train(two, prepared, tmp / "two", variant)
@@ -119,6 +122,26 @@ def test_evaluate_writes_intervals_groups_and_seed_spread(two_seeds):
     single = json.loads((two_seeds / "one" / "eval" / "cnn_a" / "test_dev.json").read_text())
     assert single["n_seeds"] == 1 and single["roc_auc_seed_mean"] == single["roc_auc"]
     assert {k: single[k] for k in CI_KEYS} == {k: metrics[k] for k in CI_KEYS}   # same model, same data
+
+
+def test_one_evaluate_run_writes_every_test_set_and_nothing_else(two_seeds):
+    for root, sets in (("one", ["test_dev"]), ("two", ["test_challenge", "test_dev"])):
+        folders = {"eval": ".json", "scores": "_scores.csv", "roc": ".csv"}
+        for folder, suffix in folders.items():
+            assert sorted(p.name for p in (two_seeds / root / folder / "cnn_a").iterdir()) == \
+                sorted(f"{t}{suffix}" for t in sets), (root, folder)
+    two = two_seeds / "two"
+    for name, n in (("test_dev", 24), ("test_challenge", 12)):
+        metrics = json.loads((two / "eval" / "cnn_a" / f"{name}.json").read_text())
+        assert (metrics["test_set"], metrics["n"], metrics["n_seeds"]) == (name, n, 2)
+        scores = pd.read_csv(two / "scores" / "cnn_a" / f"{name}_scores.csv")
+        assert list(scores["face_id"]) == [f"f{i:03d}" for i in range(48 + 24 * (name == "test_challenge"),
+                                                                       48 + 24 + 12 * (name == "test_challenge"))]
+        roc = pd.read_csv(two / "roc" / "cnn_a" / f"{name}.csv")
+        assert list(roc.columns) == ["fpr", "tpr"] and len(roc) == 101
+    # the same model scores test_dev alike whether or not another test set shares the process
+    one_scores = pd.read_csv(two_seeds / "one" / "scores" / "cnn_a" / "test_dev_scores.csv")
+    assert one_scores.equals(pd.read_csv(two / "scores" / "cnn_a" / "test_dev_scores.csv"))
 
 
 def test_leaderboard_marks_the_paired_test_and_the_seed_spread(two_seeds):

@@ -53,7 +53,10 @@ def _lock(split_md5: str) -> dict:
             {"path": "metrics/faces/demo.json", "hash": "md5", "md5": "m1"}]},
         "split": {"cmd": "y", "outs": [{"path": "data/splits/manifest.csv", "hash": "md5", "md5": split_md5},
                                        {"path": "metrics/split.json", "hash": "md5", "md5": "m2"}]},
-        "evaluate@v-t": {"cmd": "z", "outs": [{"path": "metrics/eval/v/t.json", "hash": "md5", "md5": "m3"}]},
+        "evaluate@v": {"cmd": "z", "outs": [
+            {"path": "data/eval/v", "hash": "md5", "md5": "d3.dir", "size": 9, "nfiles": 1},
+            {"path": "metrics/eval/v", "hash": "md5", "md5": "m3.dir", "size": 9, "nfiles": 1},
+            {"path": "metrics/roc/v", "hash": "md5", "md5": "r3.dir", "size": 9, "nfiles": 1}]},
     }}
 
 
@@ -72,6 +75,8 @@ def committed(tmp_path, repo):
     for path, data in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(json.dumps(data))
+    (root / "metrics/roc/v").mkdir(parents=True)
+    (root / "metrics/roc/v/t.csv").write_text("fpr,tpr\n0.0,1.0\n")   # a plot, not a metric
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run(git + ["add", "."], cwd=root, check=True)
@@ -107,19 +112,26 @@ def test_verify_data_stage_metrics_and_hashes_are_exact(committed):
 
 
 def test_verify_fails_on_missing_or_uncommitted_metrics_file(committed):
-    (committed / "metrics/eval/v/t.json").unlink()
-    lock = _lock("s1")
-    lock["stages"]["evaluate@v-u"] = {"cmd": "w", "outs": [{"path": "metrics/eval/v/u.json", "md5": "m4"}]}
-    (committed / "dvc.lock").write_text(yaml.safe_dump(lock))
-    _write(committed, "metrics/eval/v/u.json", {"roc_auc": 0.5})
+    (committed / "metrics/eval/v/t.json").unlink()                  # a test set no longer scored
+    _write(committed, "metrics/eval/v/u.json", {"roc_auc": 0.5})    # a new one, not committed
     bad = {(r.file, r.committed, r.fresh) for r in V.verify(committed, "HEAD", committed / "params.yaml")
            if not r.ok}
     assert bad == {("metrics/eval/v/t.json", "committed", "<missing>"),
                    ("metrics/eval/v/u.json", "<missing>", "produced")}
 
 
+def test_metric_files_expand_directory_outs_to_their_json_files(committed):
+    lock = _lock("s1")
+    assert V.metric_files(lock) == {"metrics/faces/demo.json": "faces", "metrics/split.json": "split"}
+    listed = V.metric_files(lock, lambda folder: V.git_files("HEAD", folder, committed))
+    assert listed == {"metrics/faces/demo.json": "faces", "metrics/split.json": "split",
+                      "metrics/eval/v/t.json": "evaluate"}
+    assert V.workspace_files(committed, "metrics/roc/v") == ["metrics/roc/v/t.csv"]
+    assert V.workspace_files(committed, "metrics/none") == []
+
+
 def test_stages_no_longer_defined_are_not_compared(committed):
-    (committed / "metrics/eval/v/t.json").unlink()       # evaluate@v-t was removed from dvc.yaml
+    (committed / "metrics/eval/v/t.json").unlink()       # evaluate@v was removed from dvc.yaml
     stages = {"faces@demo", "split"}
     assert all(r.ok for r in V.verify(committed, "HEAD", committed / "params.yaml", stages))
     assert V.only_stages({"stages": {"a": 1, "b": 2}}, {"b"}) == {"stages": {"b": 2}}

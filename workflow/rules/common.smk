@@ -31,3 +31,8 @@ def trained_detector(key):
 def uses_trained_detector(wildcards):
     """Whether faces@<source> is dvc.yaml's faces_yolo@<source> (face_stages.faces_yolo)."""
     return wildcards.source in YOLO_SOURCES
+
+
+def prepared_dir(wildcards):
+    """data/prepared/<size> of the variant's prepared_size (dvc.yaml: ${item.prepared_size})."""
+    return f"data/prepared/{config['variants'][wildcards.variant]['prepared_size']}"

@@ -1,4 +1,4 @@
-# download -> [train_face_detector] -> faces -> split -> prepare (see dvc.yaml for the same stages).
+# download -> [train_face_detector] -> faces -> split -> prepare@<size> (see dvc.yaml for the same stages).
 # Code inputs are each stage's import closure (deepfake_detection.stagedeps), file by file.
 
 
@@ -86,16 +86,18 @@ rule split:
         " --metrics metrics/split.json 2> {log}"
 
 
+# prepare@<size> for each size in prepare.sizes (the variants' prepared_size values).
 rule prepare:
     input:
         code_deps("prepare"),
         "data/splits/manifest.csv",
         expand("data/faces/{source}/images", source=SOURCES),
     output:
-        directory("data/prepared"),
+        directory("data/prepared/{size}"),
     log:
-        "logs/prepare.log",
+        "logs/prepare/{size}.log",
     params:
-        params_yaml=read_keys("prepare"),
+        params_yaml=read_keys("prepare.sizes"),
     shell:
-        "python stages/prepare.py --manifest data/splits/manifest.csv --out data/prepared 2> {log}"
+        "python stages/prepare.py --manifest data/splits/manifest.csv --size {wildcards.size}"
+        " --out data/prepared/{wildcards.size} 2> {log}"

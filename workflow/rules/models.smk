@@ -1,11 +1,11 @@
-# train@<variant> -> evaluate@<variant>-<test_set> -> report (see dvc.yaml for the same stages).
+# train@<variant> -> evaluate@<variant> (every test set) -> report (see dvc.yaml for the same stages).
 # Code inputs are each stage's import closure (deepfake_detection.stagedeps), file by file.
 
 
 rule train:
     input:
         code_deps("train"),
-        "data/prepared",
+        prepared_dir,
     output:
         "data/models/{variant}/model.pt",
         "data/models/{variant}/val_scores.csv",
@@ -18,8 +18,9 @@ rule train:
     threads: workflow.cores
     params:
         params_yaml=read_keys("train", "variants.{variant}", "compute"),
+        prepared=prepared_dir,
     shell:
-        "python stages/train.py --variant {wildcards.variant} --prepared data/prepared"
+        "python stages/train.py --variant {wildcards.variant} --prepared {params.prepared}"
         " --model data/models/{wildcards.variant}/model.pt"
         " --val-scores data/models/{wildcards.variant}/val_scores.csv"
         " --seed-models data/models/{wildcards.variant}/seeds"
@@ -32,34 +33,34 @@ rule train:
 rule evaluate:
     input:
         code_deps("evaluate"),
-        "data/prepared",
+        prepared_dir,
         "data/models/{variant}/model.pt",
         "data/models/{variant}/val_scores.csv",
         "data/models/{variant}/seeds",
     output:
-        "data/eval/{variant}/{test_set}_scores.csv",
-        "metrics/eval/{variant}/{test_set}.json",
-        "metrics/roc/{variant}-{test_set}.csv",
+        directory("data/eval/{variant}"),
+        directory("metrics/eval/{variant}"),
+        directory("metrics/roc/{variant}"),
     log:
-        "logs/evaluate/{variant}-{test_set}.log",
+        "logs/evaluate/{variant}.log",
     params:
         params_yaml=read_keys("train", "variants.{variant}", "evaluate.batch_size",
-                              "evaluate.bootstrap", "evaluate.test_sets.{test_set}", "compute"),
+                              "evaluate.bootstrap", "evaluate.test_sets", "compute"),
+        prepared=prepared_dir,
     shell:
-        "python stages/evaluate.py --variant {wildcards.variant} --test-set {wildcards.test_set}"
-        " --prepared data/prepared --model data/models/{wildcards.variant}/model.pt"
+        "python stages/evaluate.py --variant {wildcards.variant} --prepared {params.prepared}"
+        " --model data/models/{wildcards.variant}/model.pt"
         " --val-scores data/models/{wildcards.variant}/val_scores.csv"
         " --seed-models data/models/{wildcards.variant}/seeds"
-        " --metrics metrics/eval/{wildcards.variant}/{wildcards.test_set}.json"
-        " --scores data/eval/{wildcards.variant}/{wildcards.test_set}_scores.csv"
-        " --roc metrics/roc/{wildcards.variant}-{wildcards.test_set}.csv 2> {log}"
+        " --metrics-dir metrics/eval/{wildcards.variant} --scores-dir data/eval/{wildcards.variant}"
+        " --roc-dir metrics/roc/{wildcards.variant} 2> {log}"
 
 
 rule report:
     input:
         code_deps("report"),
-        expand("metrics/eval/{variant}/{test_set}.json", variant=VARIANTS, test_set=TEST_SETS),
-        expand("data/eval/{variant}/{test_set}_scores.csv", variant=VARIANTS, test_set=TEST_SETS),
+        expand("metrics/eval/{variant}", variant=VARIANTS),
+        expand("data/eval/{variant}", variant=VARIANTS),
     output:
         "metrics/leaderboard.md",
     log:
