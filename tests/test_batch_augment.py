@@ -154,7 +154,7 @@ def test_crop_and_flip_are_drawn_per_image_exactly():
     for i in range(8):
         want = x[i, :, tops[i]:tops[i] + 4, lefts[i]:lefts[i] + 4]
         want = want.flip(-1) if flips[i] else want
-        assert torch.equal(out[i], want.float() / 255.0)
+        torch.testing.assert_close(out[i], want.float() / 255.0, atol=1e-7, rtol=0)   # 1 ulp at 1.0
     assert len(set(zip(tops.tolist(), lefts.tolist(), flips.tolist()))) > 1
 
 
@@ -217,10 +217,11 @@ def test_cutmix_labels_follow_the_pasted_area():
     y = torch.tensor([1, 0, 0, 1])
     out, soft = TrainAugment(AugmentParams(), "unit", MixParams("cutmix", 1.0))(x, y, seed=5)
     c = torch.tensor([10, 50, 90, 250]) / 255.0
-    pasted = (out[:, 0] == c.roll(1).view(4, 1, 1)).sum(dim=(1, 2))
+    same = lambda a, b: torch.isclose(a, b, atol=1e-7, rtol=0)   # 1 ulp: normalised as level * (1/255)
+    pasted = same(out[:, 0], c.roll(1).view(4, 1, 1)).sum(dim=(1, 2))
     assert len(set(pasted.tolist())) == 1          # one box for the whole batch
     lam = 1.0 - pasted[0].item() / 256
-    kept = (out[:, 0] == c.view(4, 1, 1)).sum(dim=(1, 2))
+    kept = same(out[:, 0], c.view(4, 1, 1)).sum(dim=(1, 2))
     assert (kept + pasted).tolist() == [256] * 4
     torch.testing.assert_close(soft, torch.tensor([1.0, 1 - lam, 0.0, lam]), atol=1e-6, rtol=0)
 
