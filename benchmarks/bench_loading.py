@@ -3,18 +3,21 @@
 Reports' loop: torchvision ``ImageFolder`` over the face JPEGs (stored at the training size, as
 the datasets ship them), PIL decode and per-image transforms (Resize, RandomCrop,
 RandomHorizontalFlip, ColorJitter, ToTensor, Normalize) in a ``DataLoader`` with 0 and with 2
-workers. Ours: the ``prepare`` stage's uint8 array (decoded once, at the recipe's resize side,
+workers. Ours (``ours``: torch's thread count; ``ours_2t``: 2 threads, when that differs):
+the ``prepare`` stage's uint8 array (decoded once, at the recipe's resize side,
 so the hot path has no resize), :class:`BatchReader` (one read per batch) and
 :class:`TrainAugment` (per-image draws; on CPU the uint8 OpenCV path). Both use the
 ``resnet18_scratch`` augment list (resize 72 / crop 64 at 64 px; resize 256 / crop 224 at
 224 px; hflip; ColorJitter(0.1, 0.1, 0.1, 0.05)), batch 64. Measured: the loader alone over one
 epoch (worker start-up included, as an epoch pays it), and loader + a ResNet-18 training step
-(SGD; AMP + channels_last on CUDA; one untimed warm-up batch); the table gives images/s, the
-ratio to the reports' 0-worker loop and the share of each step spent loading. ``--compile`` adds
+(SGD; AMP + channels_last on CUDA; one untimed warm-up step): measured step by step on CUDA,
+composed on CPU from each loader's time per batch and one ResNet-18 step timed once per size
+(tens of seconds at 224 px on CPU, the same for every loader). The table gives images/s, the
+ratio to the reports' 0-worker loop and the share of each step spent waiting for the loader. ``--compile`` adds
 a row for the float path with ``TrainAugment(compile=True)`` (compiled before the timings).
 The faces are crops of scikit-image's photos, written as JPEGs to a temporary folder and
 deleted afterwards. On a CPU shared with other jobs, ``--threads 1`` keeps OpenMP threads from
-spinning against each other (our augmentation then runs on one thread too).
+spinning against each other; the ``ours_2t`` row then shows our augmentation on 2 threads.
 
     python benchmarks/bench_loading.py --threads 1            # 768 faces, ~3 min on 2 CPU cores
     python benchmarks/bench_loading.py --threads 1 --quick    # 256 faces, one step each, < 1 min
@@ -45,7 +48,7 @@ JITTER = (0.1, 0.1, 0.1, 0.05)
 AUGMENT = {64: AugmentParams(resize=72, crop=64, hflip=0.5, color_jitter=JITTER),
            224: AugmentParams(resize=256, crop=224, hflip=0.5, color_jitter=JITTER)}
 BATCH = 64
-PIPELINES = ("reports", "reports_2w", "ours", "compiled")
+PIPELINES = ("reports", "reports_2w", "ours", "ours_2t", "compiled")
 
 
 def synthetic_faces(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
@@ -91,9 +94,10 @@ def reports_loader(root: Path, aug: AugmentParams, device: torch.device, workers
 
 
 def our_loader(images: np.ndarray, labels: np.ndarray, aug: AugmentParams, device: torch.device,
-               compile: bool = False):
+               compile: bool = False, threads: int | None = None):
     reader = BatchReader(images, labels, np.arange(len(images)), BATCH, shuffle=True, seed=0, device=device)
-    augment = TrainAugment(aug, normalize="half", compile=compile, backend="float" if compile else "auto").to(device)
+    augment = TrainAugment(aug, normalize="half", compile=compile, backend="float" if compile else "auto",
+                           threads=threads).to(device)
     if compile:   # compile outside the timings, once per batch shape the epoch will see
         for x, y in reader.epoch(0):
             augment(x, y, 0)
@@ -109,43 +113,68 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_loader(batches, device: torch.device) -> float:
-    """Images/s of one full epoch, loader alone."""
+def time_loader(batches, device: torch.device) -> tuple[float, float]:
+    """(images/s, seconds per batch) of one full epoch, loader alone."""
     sync(device)
-    start, seen = time.perf_counter(), 0
+    start, seen, n_batches = time.perf_counter(), 0, 0
     for x, _ in batches(1):
-        seen += len(x)
+        seen, n_batches = seen + len(x), n_batches + 1
     sync(device)
-    return seen / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return seen / elapsed, elapsed / n_batches
 
 
-def time_training(batches, device: torch.device, steps: int) -> tuple[float, float]:
-    """(images/s of loader + ResNet-18 step, fraction of the time spent in the loader).
-
-    One untimed warm-up step first (CUDA kernels and allocator, DataLoader workers' start-up).
-    """
+def make_step(device: torch.device):
+    """One ResNet-18 SGD step on a batch (AMP + channels_last on CUDA); returns the step function."""
     cuda = device.type == "cuda"
     model = torchvision.models.resnet18(num_classes=2).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     scaler = torch.amp.GradScaler(device.type, enabled=cuda)
-    t_load = t_step = 0.0
-    seen, it = 0, iter(batches(2))
-    for i in range(steps + 1):
-        sync(device)
-        t0 = time.perf_counter()
-        x, y = next(it)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
-        sync(device)
-        t1 = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
             loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
+    return step
+
+
+def time_step(batches, device: torch.device, steps: int) -> float:
+    """Seconds per ResNet-18 training step on the loader's batches (loading not timed; a warm-up step on CUDA)."""
+    step, it, total = make_step(device), iter(batches(2)), 0.0
+    warmup = 1 if device.type == "cuda" else 0
+    for i in range(steps + warmup):
+        x, y = next(it)
+        sync(device)
+        t0 = time.perf_counter()
+        step(x, y)
+        sync(device)
+        total += (time.perf_counter() - t0) if i >= warmup else 0.0
+    return total / steps
+
+
+def time_training(batches, device: torch.device, steps: int) -> tuple[float, float]:
+    """(images/s of loader + ResNet-18 step, fraction of the time spent waiting for the loader).
+
+    Measured as it runs: each step waits for its batch, then trains; one untimed warm-up step
+    (CUDA kernels and allocator, DataLoader workers' start-up).
+    """
+    step, it = make_step(device), iter(batches(2))
+    t_load = t_step = 0.0
+    seen = 0
+    for i in range(steps + 1):
+        sync(device)
+        t0 = time.perf_counter()
+        x, y = next(it)
+        sync(device)
+        t1 = time.perf_counter()
+        step(x, y)
         sync(device)
         t2 = time.perf_counter()
         if i >= 1:
@@ -153,7 +182,23 @@ def time_training(batches, device: torch.device, steps: int) -> tuple[float, flo
     return seen / (t_load + t_step), t_load / (t_load + t_step)
 
 
+def composed_training(name: str, t_batch: float, t_step: float) -> tuple[float, float]:
+    """(images/s, loader share) of loader + step from the loader's epoch time per batch and one step.
+
+    0 workers: the loop loads, then trains (sequential sum). 2 workers: they prepare the next
+    batches while the step runs, so a step waits only for what loading exceeds the step.
+    """
+    wait = max(0.0, t_batch - t_step) if name.endswith("_2w") else t_batch
+    return BATCH / (wait + t_step), wait / (wait + t_step)
+
+
 def run(n: int, sizes: list[int], steps: dict[int, int], device: torch.device, compile: bool) -> list[dict]:
+    """Per size: every pipeline's loader alone; loader + step measured on CUDA, composed on CPU.
+
+    On CPU a ResNet-18 step at 224 px takes tens of seconds, the same for every pipeline (the
+    batches have one shape), so it is timed once per size on our batches and added to each
+    loader's measured time per batch (:func:`composed_training`).
+    """
     rows = []
     for size in sizes:
         aug = AUGMENT[size]
@@ -165,14 +210,22 @@ def run(n: int, sizes: list[int], steps: dict[int, int], device: torch.device, c
             labels = index["label"].to_numpy()
             pipes = {"reports": reports_loader(root, aug, device, 0), "reports_2w": reports_loader(root, aug, device, 2),
                      "ours": our_loader(images, labels, aug, device)}
+            if device.type == "cpu" and torch.get_num_threads() != 2:   # the uint8 path on 2 threads
+                pipes["ours_2t"] = our_loader(images, labels, aug, device, threads=2)
             if compile:
                 t0 = time.perf_counter()
                 pipes["compiled"] = our_loader(images, labels, aug, device, compile=True)
                 print(f"{size} px: torch.compile of the float path took {time.perf_counter() - t0:.0f} s")
-            res = {name: (time_loader(b, device), *time_training(b, device, steps[size])) for name, b in pipes.items()}
+            loader = {name: time_loader(b, device) for name, b in pipes.items()}
+            if device.type == "cuda":
+                train = {name: time_training(b, device, steps[size]) for name, b in pipes.items()}
+            else:
+                t_step = time_step(pipes["ours"], device, steps[size])
+                train = {name: composed_training(name, loader[name][1], t_step) for name in pipes}
             del images
-        rows.append({"size": size, **{f"{k}_{name}": v for name, vals in res.items()
-                                      for k, v in zip(("loader", "train", "load_share"), vals)}})
+        rows.append({"size": size, **{f"{k}_{name}": v for name in pipes
+                                      for k, v in zip(("loader", "train", "load_share"),
+                                                      (loader[name][0], *train[name]))}})
     return rows
 
 
@@ -205,9 +258,10 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     n = args.n or (256 if args.quick else 768)
-    steps = {64: 1 if args.quick else 3, 224: 1} if device.type == "cpu" else {64: 20, 224: 10}
+    steps = {64: 1 if args.quick else 2, 224: 1} if device.type == "cpu" else {64: 20, 224: 10}
+    how = "measured per pipeline" if device.type == "cuda" else "composed: loader time per batch + one measured step"
     print(f"device {device}, torch threads {torch.get_num_threads()}, {n} faces, batch {BATCH}, "
-          f"timed training steps {steps}")
+          f"timed training steps {steps}; loader + ResNet-18: {how}")
     print(table(run(n, args.sizes, steps, device, args.compile)))
 
 

@@ -379,11 +379,13 @@ class TrainAugment:
     recipe it covers (no RandomResizedCrop, rotation, zoom or AutoAugment), else the float path;
     ``"float"`` forces the float path. ``compile=True`` fuses the float path's conversion, each
     colour-jitter step and the normalisation with ``torch.compile``: the same draws, pixels equal
-    to eager within 1e-5 but not bit for bit. The uint8 path uses ``torch.get_num_threads()``
-    threads, read at each call.
+    to eager within 1e-5 but not bit for bit. The uint8 path splits the batch over ``threads``
+    threads (default: ``torch.get_num_threads()``, read at each call); the bytes do not depend
+    on it.
     """
 
-    def __init__(self, aug, normalize: str = "half", mix=None, compile: bool = False, backend: str = "auto"):
+    def __init__(self, aug, normalize: str = "half", mix=None, compile: bool = False, backend: str = "auto",
+                 threads: int | None = None):
         if normalize not in NORMALIZE:
             raise ValueError(f"normalize {normalize!r} is not one of {sorted(NORMALIZE)}")
         if backend not in ("auto", "float"):
@@ -404,6 +406,7 @@ class TrainAugment:
         self.mix = make_mix(mix)
         self.uint8_ok = backend == "auto" and self.kornia is None and self.autoaugment is None
         self.affine = normalize_affine(normalize)
+        self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
 
     def to(self, device) -> "TrainAugment":
@@ -458,7 +461,7 @@ class TrainAugment:
                                     None if factors is None else factors[i], None if orders is None else orders[i],
                                     self.affine, dst[i])
 
-        threads = max(1, min(torch.get_num_threads(), n))
+        threads = max(1, min(self.threads or torch.get_num_threads(), n))
         if threads == 1:
             work(range(n))
         else:
