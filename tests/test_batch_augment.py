@@ -331,3 +331,22 @@ def test_uint8_path_bytes_do_not_depend_on_threads_and_float_backend_is_selectab
     assert not TrainAugment(AugmentParams(rotation=10.0), "unit").uint8_ok     # Kornia's ops need floats
     with pytest.raises(ValueError, match="backend 'gpu' is not one of auto, float"):
         TrainAugment(aug, "unit", backend="gpu")
+
+
+def test_output_buffer_is_reused_only_when_the_caller_let_go():
+    t = TrainAugment(AugmentParams(crop=16, hflip=0.5, color_jitter=JITTER), "half")
+    x, y = _batch(8)
+    held, _ = t(x, y, seed=1)
+    kept = held.clone()
+    second, _ = t(x, y, seed=2)
+    assert second.data_ptr() != held.data_ptr() and torch.equal(held, kept)      # a held batch is never written
+    ptr = second.data_ptr()
+    del second
+    third, _ = t(x, y, seed=3)
+    assert third.data_ptr() == ptr                                                # dropped: its memory comes back
+    view, ptr, want = third[0], third.data_ptr(), third[0].clone()
+    del third
+    fourth, _ = t(x, y, seed=4)
+    assert fourth.data_ptr() != ptr and torch.equal(view, want)                   # a view keeps it too
+    assert torch.equal(fourth, TrainAugment(AugmentParams(crop=16, hflip=0.5, color_jitter=JITTER), "half")(
+        x, y, seed=4)[0])

@@ -42,6 +42,7 @@ The output is float32, normalised like :func:`.transforms.to_float_batch`.
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -278,13 +279,8 @@ def hue_uint8(img: np.ndarray, shift: float) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
 
 
-def jitter_uint8(img: np.ndarray, factors, order) -> np.ndarray:
-    """torchvision ``ColorJitter`` on one uint8 (H, W, 3) RGB image, as its PIL path computes it.
-
-    ``factors``: brightness, contrast, saturation factors and the hue shift; ``order``: the
-    steps (0-3) in the order to run them; a factor of 1 (shift 0) is skipped. Contrast
-    followed by brightness is one composed lookup table (exact: tables compose).
-    """
+def jitter_steps_uint8(img: np.ndarray, factors, order) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`jitter_uint8` less a trailing brightness/contrast table, returned instead (or None)."""
     lut = None
     for step in order:
         f = float(factors[step])
@@ -300,15 +296,26 @@ def jitter_uint8(img: np.ndarray, factors, order) -> np.ndarray:
             img = saturation_uint8(img, f)
         else:
             img = hue_uint8(img, f)
+    return img, lut
+
+
+def jitter_uint8(img: np.ndarray, factors, order) -> np.ndarray:
+    """torchvision ``ColorJitter`` on one uint8 (H, W, 3) RGB image, as its PIL path computes it.
+
+    ``factors``: brightness, contrast, saturation factors and the hue shift; ``order``: the
+    steps (0-3) in the order to run them; a factor of 1 (shift 0) is skipped. Contrast
+    followed by brightness is one composed lookup table (exact: tables compose).
+    """
+    img, lut = jitter_steps_uint8(img, factors, order)
     return img if lut is None else cv2.LUT(img, lut)
 
 
-def normalize_affine(normalize: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(scale, shift) per channel with ``normalised = level * scale + shift`` for uint8 levels."""
+def normalize_affine(normalize: str) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, shift), float64 (3,) each, with ``normalised = level * scale + shift`` for uint8 levels."""
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize {normalize!r} is not one of {sorted(NORMALIZE)}")
-    mean, std = NORMALIZE[normalize]
-    return tuple(1.0 / (255.0 * s) for s in std), tuple(-m / s for m, s in zip(mean, std))
+    mean, std = (np.asarray(v, dtype=np.float64) for v in NORMALIZE[normalize])
+    return 1.0 / (255.0 * std), -mean / std
 
 
 def augment_image_uint8(src: np.ndarray, box: tuple[int, int, int, int], flip: bool, factors, order,
@@ -316,16 +323,22 @@ def augment_image_uint8(src: np.ndarray, box: tuple[int, int, int, int], flip: b
     """Crop ``box`` (top, left, height, width) of one (H, W, 3) uint8 image, flip, jitter, and
     write it into ``out`` (3, h, w) float32 normalised by ``affine`` (:func:`normalize_affine`).
 
-    The last step is one SIMD ``addWeighted`` per channel plane (level * scale + shift in
-    float32, within 1 ulp of the float path's ``(level / 255 - mean) / std``).
+    The last step is one pass per channel plane: a SIMD ``addWeighted`` (level * scale + shift
+    in float32, within 1 ulp of the float path's ``(level / 255 - mean) / std``), or, when the
+    jitter ends on brightness/contrast, that step's table folded into a uint8 -> float32 table.
     """
     top, left, h, w = box
     img = src[top:top + h, left:left + w]
     img = cv2.flip(img, 1) if flip else np.ascontiguousarray(img)
+    tail = None
     if factors is not None:
-        img = jitter_uint8(img, factors, order)
+        img, tail = jitter_steps_uint8(img, factors, order)
+    scale, shift = affine
     for c, plane in enumerate(cv2.split(img)):
-        cv2.addWeighted(plane, affine[0][c], plane, 0.0, affine[1][c], dst=out[c], dtype=cv2.CV_32F)
+        if tail is None:
+            cv2.addWeighted(plane, scale[c], plane, 0.0, shift[c], dst=out[c], dtype=cv2.CV_32F)
+        else:
+            cv2.LUT(plane, (tail * scale[c] + shift[c]).astype(np.float32), dst=out[c])
 
 
 def kornia_ops(aug) -> list[nn.Module]:
@@ -365,6 +378,21 @@ def jitter_draws(values, n: int) -> tuple[np.ndarray, np.ndarray]:
     hi = torch.tensor([1.0 + v for v in values[:3]] + [values[3]], dtype=torch.float64)
     factors = lo + (hi - lo) * torch.rand(n, 4, dtype=torch.float64)
     return factors.numpy(), torch.rand(n, 4).argsort(dim=1).numpy()
+
+
+def unshared(buf: torch.Tensor) -> bool:
+    """True when only the caller's one local name holds ``buf`` (no other reference, no view).
+
+    Counts are compared with a fresh tensor's, measured the same way, so the test does not
+    hang on how this Python version counts references. Uses PyTorch's private storage use
+    count; without it, nothing is ever reused.
+    """
+    use_count = getattr(torch._C, "_storage_Use_Count", None)
+    if use_count is None:
+        return False
+    probe = torch.empty(1)
+    return (sys.getrefcount(buf) == sys.getrefcount(probe) + 1     # + the caller's name
+            and use_count(buf.untyped_storage()._cdata) == use_count(probe.untyped_storage()._cdata))
 
 
 class TrainAugment:
@@ -408,6 +436,7 @@ class TrainAugment:
         self.affine = normalize_affine(normalize)
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self._out: torch.Tensor | None = None
 
     def to(self, device) -> "TrainAugment":
         for m in (self.kornia, self.autoaugment):
@@ -443,6 +472,18 @@ class TrainAugment:
             out = self.autoaugment(out).clamp_(0.0, 1.0)
         return self.finish(out, self.normalize).contiguous()
 
+    def _output_buffer(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """The previous batch's output when the caller has let go of it (no reference, no view), else new.
+
+        A fresh 38 MB batch (64 x 3 x 224 x 224 float32) costs more in page faults than the
+        whole colour jitter; a training loop drops each batch before asking for the next.
+        """
+        buf, self._out = self._out, None
+        if buf is None or tuple(buf.shape) != shape or not unshared(buf):
+            buf = torch.empty(shape, dtype=torch.float32)
+        self._out = buf
+        return buf
+
     def _uint8_path(self, x: torch.Tensor) -> torch.Tensor:
         """Crop, flip, jitter and normalise image by image in OpenCV, the batch split over threads."""
         n, _, h, w = x.shape
@@ -452,7 +493,7 @@ class TrainAugment:
             tops, lefts, flips, ch, cw = [0] * n, [0] * n, [False] * n, h, w
         factors, orders = jitter_draws(self.jitter.values, n) if self.jitter is not None else (None, None)
         src = x.permute(0, 2, 3, 1).contiguous().numpy()            # NHWC: a view for channels_last batches
-        out = torch.empty((n, 3, ch, cw), dtype=torch.float32)
+        out = self._output_buffer((n, 3, ch, cw))
         dst = out.numpy()
 
         def work(idx: range) -> None:
