@@ -350,3 +350,13 @@ def test_output_buffer_is_reused_only_when_the_caller_let_go():
     assert fourth.data_ptr() != ptr and torch.equal(view, want)                   # a view keeps it too
     assert torch.equal(fourth, TrainAugment(AugmentParams(crop=16, hflip=0.5, color_jitter=JITTER), "half")(
         x, y, seed=4)[0])
+
+
+def test_a_loop_over_batches_reuses_the_batch_before_last():
+    t = TrainAugment(AugmentParams(crop=16, hflip=0.5, color_jitter=JITTER), "half")
+    x, y = _batch(8)
+    ptrs = []
+    for seed in range(5):
+        out, _ = t(x, y, seed)       # ``out`` still names the previous batch while this one is made
+        ptrs.append(out.data_ptr())
+    assert ptrs[2] == ptrs[0] and ptrs[3] == ptrs[1] and ptrs[0] != ptrs[1]

@@ -436,7 +436,7 @@ class TrainAugment:
         self.affine = normalize_affine(normalize)
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
-        self._out: torch.Tensor | None = None
+        self._outs: list[torch.Tensor] = []
 
     def to(self, device) -> "TrainAugment":
         for m in (self.kornia, self.autoaugment):
@@ -473,16 +473,23 @@ class TrainAugment:
         return self.finish(out, self.normalize).contiguous()
 
     def _output_buffer(self, shape: tuple[int, ...]) -> torch.Tensor:
-        """The previous batch's output when the caller has let go of it (no reference, no view), else new.
+        """An earlier output the caller has let go of (no reference, no view), else a new tensor.
 
         A fresh 38 MB batch (64 x 3 x 224 x 224 float32) costs more in page faults than the
-        whole colour jitter; a training loop drops each batch before asking for the next.
+        whole colour jitter. Up to three are kept: ``for x, y in loader`` still holds the last
+        batch while the next one is made.
         """
-        buf, self._out = self._out, None
-        if buf is None or tuple(buf.shape) != shape or not unshared(buf):
-            buf = torch.empty(shape, dtype=torch.float32)
-        self._out = buf
-        return buf
+        kept, found = [], None
+        while self._outs:
+            buf = self._outs.pop()
+            if found is None and tuple(buf.shape) == shape and unshared(buf):
+                found = buf
+            else:
+                kept.append(buf)
+            del buf
+        found = torch.empty(shape, dtype=torch.float32) if found is None else found
+        self._outs = kept[:2] + [found]
+        return found
 
     def _uint8_path(self, x: torch.Tensor) -> torch.Tensor:
         """Crop, flip, jitter and normalise image by image in OpenCV, the batch split over threads."""
