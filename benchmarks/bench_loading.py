@@ -208,7 +208,8 @@ def run(n: int, sizes: list[int], steps: dict[int, int], device: torch.device, c
             prepare_arrays(manifest, aug.resize, Path(tmp) / "prepared")   # decode once, at the recipe's resize
             images, index = load_prepared(Path(tmp) / "prepared")
             labels = index["label"].to_numpy()
-            pipes = {"reports": reports_loader(root, aug, device, 0), "reports_2w": reports_loader(root, aug, device, 2),
+            pipes = {"reports": reports_loader(root, aug, device, 0),
+                     "reports_2w": reports_loader(root, aug, device, 2),
                      "ours": our_loader(images, labels, aug, device)}
             if device.type == "cpu" and torch.get_num_threads() != 2:   # the uint8 path on 2 threads
                 pipes["ours_2t"] = our_loader(images, labels, aug, device, threads=2)
