@@ -252,8 +252,12 @@ def blend_lut(base: float, factor: float) -> np.ndarray:
     PIL computes ``base + factor * (v - base)`` in float32 and truncates, clipping to [0, 255];
     brightness blends with black (base 0), contrast with the rounded mean luma.
     """
-    t = np.float32(base) + np.float32(factor) * (_LEVELS - np.float32(base))
-    return np.clip(np.trunc(t), 0, 255).astype(np.uint8)
+    t = _LEVELS - np.float32(base)
+    t *= np.float32(factor)
+    t += np.float32(base)
+    np.maximum(t, 0.0, out=t)
+    np.minimum(t, 255.0, out=t)
+    return t.astype(np.uint8)            # truncates, as PIL's (UINT8) cast (ufuncs: np.clip's wrapper costs more)
 
 
 def pil_mean_luma(img: np.ndarray) -> int:
