@@ -321,7 +321,7 @@ def test_uint8_train_path_is_torchvision_colorjitter_on_pil_per_image():
 
 
 def test_uint8_path_bytes_do_not_depend_on_threads_and_float_backend_is_selectable():
-    aug = AugmentParams(resize=18, crop=16, hflip=0.5, color_jitter=JITTER)
+    aug = AugmentParams(resize=130, crop=120, hflip=0.5, color_jitter=JITTER)   # above the threading floor
     x, y = _batch(8)
     one, _ = TrainAugment(aug, "imagenet", threads=1)(x, y, seed=3)
     three, _ = TrainAugment(aug, "imagenet", threads=3)(x, y, seed=3)
