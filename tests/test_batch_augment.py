@@ -5,8 +5,13 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from PIL import Image
+from skimage import data as skdata
+from torchvision.transforms import functional as PILF
+
 from deepfake_detection.data.batch_augment import (BatchColorJitter, EvalAugment, TrainAugment, adjust_hue,
-                                                   batch_seed, make_mix, random_crop_flip)
+                                                   batch_seed, draw_crop_flip, jitter_draws, jitter_uint8,
+                                                   make_mix, random_crop_flip)
 from deepfake_detection.data.batches import BatchReader, batch_slices, epoch_order, read_rows
 from deepfake_detection.data.transforms import eval_transform, to_float_batch
 from deepfake_detection.params import AugmentParams, MixParams, ParamsError
@@ -154,7 +159,7 @@ def test_crop_and_flip_are_drawn_per_image_exactly():
     for i in range(8):
         want = x[i, :, tops[i]:tops[i] + 4, lefts[i]:lefts[i] + 4]
         want = want.flip(-1) if flips[i] else want
-        assert torch.equal(out[i], want.float() / 255.0)
+        torch.testing.assert_close(out[i], want.float() / 255.0, atol=1e-7, rtol=0)   # 1 ulp at 1.0
     assert len(set(zip(tops.tolist(), lefts.tolist(), flips.tolist()))) > 1
 
 
@@ -217,10 +222,11 @@ def test_cutmix_labels_follow_the_pasted_area():
     y = torch.tensor([1, 0, 0, 1])
     out, soft = TrainAugment(AugmentParams(), "unit", MixParams("cutmix", 1.0))(x, y, seed=5)
     c = torch.tensor([10, 50, 90, 250]) / 255.0
-    pasted = (out[:, 0] == c.roll(1).view(4, 1, 1)).sum(dim=(1, 2))
+    same = lambda a, b: torch.isclose(a, b, atol=1e-7, rtol=0)   # 1 ulp: normalised as level * (1/255)
+    pasted = same(out[:, 0], c.roll(1).view(4, 1, 1)).sum(dim=(1, 2))
     assert len(set(pasted.tolist())) == 1          # one box for the whole batch
     lam = 1.0 - pasted[0].item() / 256
-    kept = (out[:, 0] == c.view(4, 1, 1)).sum(dim=(1, 2))
+    kept = same(out[:, 0], c.view(4, 1, 1)).sum(dim=(1, 2))
     assert (kept + pasted).tolist() == [256] * 4
     torch.testing.assert_close(soft, torch.tensor([1.0, 1 - lam, 0.0, lam]), atol=1e-6, rtol=0)
 
@@ -251,6 +257,106 @@ def test_compiled_path_matches_eager():
     """torch.compile (one-off, ~10-30 s on CPU) fuses the float steps; same draws, same pixels to 1e-5."""
     aug = AugmentParams(resize=18, crop=16, hflip=0.5, color_jitter=(0.3, 0.3, 0.3, 0.1))
     x, y = _batch()
-    eager, _ = TrainAugment(aug, "imagenet")(x, y, seed=2)
-    compiled, _ = TrainAugment(aug, "imagenet", compile=True)(x, y, seed=2)
+    eager, _ = TrainAugment(aug, "imagenet", backend="float")(x, y, seed=2)
+    compiled, _ = TrainAugment(aug, "imagenet", compile=True, backend="float")(x, y, seed=2)
     torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=0)
+
+
+# ---- the uint8 CPU path against torchvision's ColorJitter on PIL images (the reports' loop) -------
+
+def _photo_crops(n=6, side=48):
+    """Natural colour crops (scikit-image's astronaut, shipped with the package): skin, sky, dark, saturated."""
+    photo = skdata.astronaut()
+    corners = [(30, 180), (200, 200), (0, 0), (400, 100), (120, 300), (300, 400)][:n]
+    return [np.ascontiguousarray(photo[t:t + side, c:c + side]) for t, c in corners]
+
+
+PIL_STEPS = (PILF.adjust_brightness, PILF.adjust_contrast, PILF.adjust_saturation, PILF.adjust_hue)
+
+
+def _pil_jitter(img, factors, order):
+    pil = Image.fromarray(img)
+    for step in order:
+        pil = PIL_STEPS[step](pil, float(factors[step]))
+    return np.asarray(pil).astype(int)
+
+
+@pytest.mark.parametrize("step, values, max_diff", [
+    (0, (0.5, 0.9, 1.1, 1.7), 0),            # brightness: PIL's blend as a table, bit-exact
+    (1, (0.5, 0.9, 1.1, 1.7), 0),            # contrast: table around the rounded mean luma, bit-exact
+    (2, (0.0, 0.5, 0.9, 1.1, 1.7), 1),       # saturation: OpenCV rounds (value - 0.5) where PIL truncates
+    (3, (-0.5, -0.05, 0.03, 0.5), 8),        # hue: OpenCV's and PIL's uint8 HSV round trips round differently
+])
+def test_each_uint8_jitter_step_matches_torchvision_on_pil(step, values, max_diff):
+    diffs = []
+    for img in _photo_crops():
+        for v in values:
+            factors = np.array([1.0, 1.0, 1.0, 0.0])
+            factors[step] = v
+            diffs.append(np.abs(jitter_uint8(img, factors, [step]).astype(int) - _pil_jitter(img, factors, [step])))
+    d = np.stack(diffs)
+    assert d.max() <= max_diff
+    if step == 3:
+        assert d.mean() < 0.5     # PIL's own HSV round trip (shift 0) moves pixels by ~0.3 level on average
+
+
+def test_uint8_train_path_is_torchvision_colorjitter_on_pil_per_image():
+    """The whole CPU recipe, image by image against the reports' transforms with our draws."""
+    aug = AugmentParams(resize=0, crop=40, hflip=0.5, color_jitter=(0.4, 0.4, 0.4, 0.1))
+    crops = _photo_crops()
+    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)
+    t = TrainAugment(aug, "unit")
+    assert t.uint8_ok
+    out, _ = t(x, torch.zeros(6, dtype=torch.long), seed=4)
+    torch.manual_seed(4)
+    tops, lefts, flips, _, _ = draw_crop_flip(6, 48, 48, 40, 0.5)
+    factors, orders = jitter_draws((0.4, 0.4, 0.4, 0.1), 6)
+    assert len({tuple(o) for o in orders.tolist()}) > 1            # the step order is drawn per image
+    for i, img in enumerate(crops):
+        window = img[tops[i]:tops[i] + 40, lefts[i]:lefts[i] + 40]
+        window = np.ascontiguousarray(window[:, ::-1] if flips[i] else window)
+        ref = _pil_jitter(window, factors[i], orders[i]).transpose(2, 0, 1)
+        d = np.abs(out[i].numpy() * 255.0 - ref)
+        assert d.max() <= 8.5 and d.mean() < 0.5
+
+
+def test_uint8_path_bytes_do_not_depend_on_threads_and_float_backend_is_selectable():
+    aug = AugmentParams(resize=130, crop=120, hflip=0.5, color_jitter=JITTER)   # above the threading floor
+    x, y = _batch(8)
+    one, _ = TrainAugment(aug, "imagenet", threads=1)(x, y, seed=3)
+    three, _ = TrainAugment(aug, "imagenet", threads=3)(x, y, seed=3)
+    assert torch.equal(one, three)
+    flt = TrainAugment(aug, "imagenet", backend="float")
+    assert not flt.uint8_ok and flt(x, y, seed=3)[0].shape == one.shape
+    assert not TrainAugment(AugmentParams(rotation=10.0), "unit").uint8_ok     # Kornia's ops need floats
+    with pytest.raises(ValueError, match="backend 'gpu' is not one of auto, float"):
+        TrainAugment(aug, "unit", backend="gpu")
+
+
+def test_output_buffer_is_reused_only_when_the_caller_let_go():
+    t = TrainAugment(AugmentParams(crop=16, hflip=0.5, color_jitter=JITTER), "half")
+    x, y = _batch(8)
+    held, _ = t(x, y, seed=1)
+    kept = held.clone()
+    second, _ = t(x, y, seed=2)
+    assert second.data_ptr() != held.data_ptr() and torch.equal(held, kept)      # a held batch is never written
+    ptr = second.data_ptr()
+    del second
+    third, _ = t(x, y, seed=3)
+    assert third.data_ptr() == ptr                                                # dropped: its memory comes back
+    view, ptr, want = third[0], third.data_ptr(), third[0].clone()
+    del third
+    fourth, _ = t(x, y, seed=4)
+    assert fourth.data_ptr() != ptr and torch.equal(view, want)                   # a view keeps it too
+    assert torch.equal(fourth, TrainAugment(AugmentParams(crop=16, hflip=0.5, color_jitter=JITTER), "half")(
+        x, y, seed=4)[0])
+
+
+def test_a_loop_over_batches_reuses_the_batch_before_last():
+    t = TrainAugment(AugmentParams(crop=16, hflip=0.5, color_jitter=JITTER), "half")
+    x, y = _batch(8)
+    ptrs = []
+    for seed in range(5):
+        out, _ = t(x, y, seed)       # ``out`` still names the previous batch while this one is made
+        ptrs.append(out.data_ptr())
+    assert ptrs[2] == ptrs[0] and ptrs[3] == ptrs[1] and ptrs[0] != ptrs[1]
