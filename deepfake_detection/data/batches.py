@@ -1,8 +1,8 @@
 """Whole batches read straight from the prepared uint8 array, without a per-sample Dataset.
 
-A batch is ONE fancy-indexed read of the memory-mapped ``images.npy`` (N, S, S, 3): the rows
-are sorted for locality, read at once, and put back in the shuffled order while they are copied
-into a (pinned, on CUDA) buffer. The batch leaves as a uint8 (B, 3, S, S) tensor whose memory is
+A batch is one pass over the memory-mapped ``images.npy`` (N, S, S, 3): its rows are visited in
+ascending row order (locality on disk) and each is copied once, straight to its place in the
+shuffled order, into a (pinned, on CUDA) buffer. The batch leaves as a uint8 (B, 3, S, S) tensor whose memory is
 channels_last, 4x fewer bytes to move than float; :mod:`.batch_augment` turns it into floats on
 the device. The epoch order comes from a ``torch.Generator`` seeded by (seed, epoch) alone, so a
 resumed run replays it, and nothing here reads or changes the global RNGs.
@@ -17,7 +17,7 @@ import torch
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """The shuffle seed of one epoch (the same formula as ``training.engine.fit`` uses)."""
+    """The shuffle seed of one epoch, a function of (seed, epoch) only (a resumed run replays it)."""
     return seed * 100_003 + epoch
 
 
