@@ -129,6 +129,30 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def apply_deltas(raw: dict, deltas: dict, where: str = "") -> dict:
+    """``raw`` with each dotted key of ``deltas`` set to its value; neither input is modified.
+
+    ``{"train.augment.crop": 224}`` sets ``raw["train"]["augment"]["crop"]``, creating missing
+    (or empty) intermediate mappings; the value replaces the old one whole, a mapping included
+    (unlike :func:`deep_merge`), so a delta says exactly what the key becomes. ``where`` prefixes
+    the key in errors (``variants.<v>.paper``).
+    """
+    out = copy.deepcopy(raw)
+    for dotted, value in (deltas or {}).items():
+        key = f"{where}.{dotted}" if where else str(dotted)
+        parts = dotted.split(".") if isinstance(dotted, str) else []
+        check(bool(parts) and all(parts), key, "write a dotted key of names, e.g. train.epochs")
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            check(isinstance(node[part], dict), key,
+                  f"{'.'.join(parts[:depth + 1])} is {node[part]!r}, not a mapping, so it has no key {parts[depth + 1]!r}")
+            node = node[part]
+        node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
 def check(cond: bool, where: str, message: str) -> None:
     """Raise ParamsError(``where: message``) unless ``cond``."""
     if not cond:
@@ -370,6 +394,9 @@ class VariantParams:
     train: dict[str, Any] = field(default_factory=dict)   # overrides merged over ``train``
     published: list[PublishedResult] = field(default_factory=list)
     description: str = ""
+    # Dotted keys of this variant (prepared_size, train.epochs, model.pretrained, ...) -> the
+    # report's value wherever the demo scale differs; presets apply them (deepfake_detection.presets).
+    paper: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -537,6 +564,20 @@ class Params:
         check(not unused, "prepare.sizes",
               f"remove {unused}: no variant sets that prepared_size (used: {sorted(by_size)})")
 
+    def _validate_paper_deltas(self) -> None:
+        """Each ``variants.<v>.paper`` key names a real setting of the variant: with that delta
+        alone, and with all of them, the variant and its merged train config still validate."""
+        defaults = dataclasses.asdict(self.train)
+        for name, variant in self.variants.items():
+            raw = dataclasses.asdict(variant)
+            del raw["paper"]
+            where = f"variants.{name}.paper"
+            for key, value in variant.paper.items():
+                check(str(key).split(".")[0] != "paper", f"{where}.{key}",
+                      "a paper delta sets the variant's own keys, not paper itself")
+                _check_variant(apply_deltas(raw, {key: value}, where), defaults, f"variants.{name}", f"{where}.{key}")
+            _check_variant(apply_deltas(raw, variant.paper, where), defaults, f"variants.{name}", where)
+
     def validate(self, where: str) -> None:
         for name in self.enabled_sources:
             check(name in self.sources, "enabled_sources",
@@ -557,6 +598,7 @@ class Params:
             for ds in self.variant_train(vname).datasets:   # validates the merged training config
                 check(ds in datasets, f"variants.{vname}.train.datasets",
                       f"{ds!r} is not provided by any enabled source (available: {sorted(datasets)})")
+        self._validate_paper_deltas()
 
     def source_options(self, name: str):
         """The typed ``options`` of source ``name`` (validated by its download kind)."""
@@ -581,6 +623,24 @@ class Params:
         return from_dict(TrainParams, merged, f"variants.{name}.train")
 
 
+def _check_variant(raw: dict, train_defaults: dict, variant_key: str, delta_key: str) -> None:
+    """Unless ``raw`` is a valid variant with a valid merged train config, a ParamsError naming
+    the paper delta ``delta_key`` and what it breaks under ``variant_key``."""
+    try:
+        variant = from_dict(VariantParams, raw, variant_key)
+        from_dict(TrainParams, deep_merge(train_defaults, variant.train), f"{variant_key}.train")
+    except ParamsError as exc:
+        raise ParamsError(f"{delta_key}: with this delta, {exc}") from None
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate a params mapping (what params.yaml holds); ParamsError names the dotted key."""
+    try:
+        return from_dict(Params, raw, "")
+    except ParamsError as exc:
+        raise ParamsError(str(exc).lstrip(".").removeprefix(": ")) from None   # "" is the top level
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``path``; raise ParamsError naming the key on any problem."""
     path = Path(path)
@@ -591,6 +651,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
     try:
-        return from_dict(Params, raw, "")
+        return parse_params(raw)
     except ParamsError as exc:
-        raise ParamsError(f"{path}: {str(exc).lstrip('.')}") from None
+        raise ParamsError(f"{path}: {exc}") from None
