@@ -565,18 +565,20 @@ class Params:
               f"remove {unused}: no variant sets that prepared_size (used: {sorted(by_size)})")
 
     def _validate_paper_deltas(self) -> None:
-        """Each ``variants.<v>.paper`` key names a real setting of the variant: with that delta
-        alone, and with all of them, the variant and its merged train config still validate."""
+        """Each ``variants.<v>.paper`` key names a real key of the variant, and with all the
+        deltas applied the variant and its merged train config still validate. (Deltas are
+        checked together: one alone may clash with a demo value, e.g. crop 224 > eval_resize 48.)"""
         defaults = dataclasses.asdict(self.train)
         for name, variant in self.variants.items():
             raw = dataclasses.asdict(variant)
             del raw["paper"]
             where = f"variants.{name}.paper"
-            for key, value in variant.paper.items():
-                check(str(key).split(".")[0] != "paper", f"{where}.{key}",
+            applied = apply_deltas(raw, variant.paper, where)   # checks the keys' syntax
+            for key in variant.paper:
+                check(key.split(".")[0] != "paper", f"{where}.{key}",
                       "a paper delta sets the variant's own keys, not paper itself")
-                _check_variant(apply_deltas(raw, {key: value}, where), defaults, f"variants.{name}", f"{where}.{key}")
-            _check_variant(apply_deltas(raw, variant.paper, where), defaults, f"variants.{name}", where)
+                _check_key_names(VariantParams, key.split("."), f"{where}.{key}")
+            _check_variant(applied, defaults, f"variants.{name}", variant.paper)
 
     def validate(self, where: str) -> None:
         for name in self.enabled_sources:
@@ -623,14 +625,35 @@ class Params:
         return from_dict(TrainParams, merged, f"variants.{name}.train")
 
 
-def _check_variant(raw: dict, train_defaults: dict, variant_key: str, delta_key: str) -> None:
+def _check_key_names(tp: Any, parts: list[str], where: str) -> None:
+    """ParamsError naming ``where`` unless the dotted ``parts`` name a key below dataclass ``tp``.
+
+    A variant's ``train`` (raw overrides) is checked against :class:`TrainParams`; keys below a
+    mapping of free keys (``model.kwargs``) are left to the value check (the builder's arguments).
+    """
+    for depth, part in enumerate(parts):
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            check(part in hints, where, f"{'.'.join(parts[:depth]) or 'a variant'} has no key {part!r}; "
+                                        f"its keys are {sorted(hints)}")
+            tp = TrainParams if (tp is VariantParams and part == "train") else hints[part]
+        elif typing.get_origin(tp) is dict or tp is Any:
+            return
+        else:
+            raise ParamsError(f"{where}: {'.'.join(parts[:depth])} is a value, not a mapping with key {part!r}")
+
+
+def _check_variant(raw: dict, train_defaults: dict, variant_key: str, deltas: dict) -> None:
     """Unless ``raw`` is a valid variant with a valid merged train config, a ParamsError naming
-    the paper delta ``delta_key`` and what it breaks under ``variant_key``."""
+    the paper delta the error is about (``<variant_key>.paper.<key>``; just ``.paper`` when the
+    error lies at a key no delta sets) and the error itself."""
     try:
         variant = from_dict(VariantParams, raw, variant_key)
         from_dict(TrainParams, deep_merge(train_defaults, variant.train), f"{variant_key}.train")
     except ParamsError as exc:
-        raise ParamsError(f"{delta_key}: with this delta, {exc}") from None
+        at = str(exc).split(":")[0].removeprefix(f"{variant_key}.")
+        key = next((k for k in deltas if k == at or k.startswith(f"{at}.") or at.startswith(f"{k}.")), None)
+        raise ParamsError(f"{variant_key}.paper{'.' + key if key else ''}: with the paper deltas, {exc}") from None
 
 
 def parse_params(raw: Any) -> Params:

@@ -86,19 +86,36 @@ def test_paper_deltas_validate_with_the_params(small):
 
 
 @pytest.mark.parametrize("paper, message", [
-    ({"train.epochz": 3}, "variants.cnn_a.paper.train.epochz: with this delta, variants.cnn_a.train: unknown key(s) ['epochz']"),
-    ({"train.epochs": "ten"},
-     "variants.cnn_a.paper.train.epochs: with this delta, variants.cnn_a.train.epochs: expected an integer, got 'ten'"),
-    ({"model.builder": "nope"}, "variants.cnn_a.paper.model.builder: with this delta, variants.cnn_a.model.builder: unknown builder 'nope'"),
-    ({"prepared_sise": 224}, "variants.cnn_a.paper.prepared_sise: with this delta, variants.cnn_a: unknown key(s) ['prepared_sise']"),
+    ({"train.epochz": 3}, "variants.cnn_a.paper.train.epochz: train has no key 'epochz'; its keys are ["),
+    ({"prepared_sise": 224}, "variants.cnn_a.paper.prepared_sise: a variant has no key 'prepared_sise'; its keys "
+                             "are ['description', 'model', 'paper', 'prepared_size', 'published', 'train']"),
+    ({"train.optimizer.lr.x": 1}, "variants.cnn_a.paper.train.optimizer.lr.x: train.optimizer.lr is a value, not "
+                                  "a mapping with key 'x'"),
     ({"train.epochs.x": 1}, "variants.cnn_a.paper.train.epochs.x: train.epochs is 2, not a mapping, so it has no key 'x'"),
     ({"paper.x": 1}, "variants.cnn_a.paper.paper.x: a paper delta sets the variant's own keys, not paper itself"),
+    ({"train.epochs": "ten"}, "variants.cnn_a.paper.train.epochs: with the paper deltas, "
+                              "variants.cnn_a.train.epochs: expected an integer, got 'ten'"),
+    ({"model.builder": "nope"}, "variants.cnn_a.paper.model.builder: with the paper deltas, "
+                                "variants.cnn_a.model.builder: unknown builder 'nope'"),
+    ({"model.kwargs.widthz": 3}, "variants.cnn_a.paper.model.kwargs.widthz: with the paper deltas, "
+                                 "variants.cnn_a.model.kwargs: custom_cnn takes no argument(s) ['widthz']"),
+    # the error lies at a key no delta sets: the deltas as a whole are named
+    ({"train.augment.crop": 64}, "variants.cnn_a.paper: with the paper deltas, variants.cnn_a.train.augment."
+                                 "eval_resize: must be >= crop 64 (the centre crop is cut from it), got 24"),
 ])
 def test_bad_paper_keys_are_named(small, tmp_path, paper, message):
+    small["variants"]["cnn_a"]["train"]["augment"] = {"crop": 16, "eval_resize": 24}
     small["variants"]["cnn_a"]["paper"] = paper
     with pytest.raises(ParamsError) as err:
         load_params(write_params(tmp_path / "params.yaml", small))
     assert str(err.value).startswith(f"{tmp_path / 'params.yaml'}: {message}")
+
+
+def test_paper_deltas_are_checked_together(small):
+    """crop 224 alone would exceed the demo's eval_resize 24; with eval_resize 256 it fits."""
+    small["variants"]["cnn_a"]["train"]["augment"] = {"crop": 16, "eval_resize": 24}
+    small["variants"]["cnn_a"]["paper"] = {"train.augment.crop": 224, "train.augment.eval_resize": 256}
+    assert parse_params(small).variants["cnn_a"].paper == {"train.augment.crop": 224, "train.augment.eval_resize": 256}
 
 
 # --------------------------------------------------------------------------- apply_preset
@@ -249,8 +266,7 @@ def test_cli_checks_the_base_params_first(project, small, capsys):
     write_params(project / "params.yaml", small)
     assert cli.main(["preset", "show", "mini", "--params", str(project / "params.yaml")]) == 2
     assert capsys.readouterr().err.startswith(
-        f"error: {project / 'params.yaml'}: variants.cnn_a.paper.train.epochz: with this delta, variants.cnn_a.train: "
-        "unknown key(s) ['epochz']")
+        f"error: {project / 'params.yaml'}: variants.cnn_a.paper.train.epochz: train has no key 'epochz'")
 
 
 # --------------------------------------------------------------------------- the repository's presets
