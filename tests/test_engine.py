@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from deepfake_detection.data.batch_augment import EvalAugment, TrainAugment
 from deepfake_detection.data.batches import BatchReader
 from deepfake_detection.evaluation.metrics import roc_auc
+from deepfake_detection.models.registry import fake_probability
 from deepfake_detection.params import AugmentParams, MixParams, TrainParams, from_dict
 from deepfake_detection.training.engine import (HISTORY_KEYS, Runtime, fit, l2_penalty, loss_fn, make_scheduler,
-                                                p_fake, penalised_weights)
+                                                penalised_weights)
 
 AUG = {"resize": 18, "crop": 16, "hflip": 0.5, "color_jitter": [0.1, 0.1, 0.1, 0.02]}
 CPU = Runtime.for_device(torch.device("cpu"))
@@ -163,16 +164,16 @@ def test_the_declared_head_decides_never_the_shape():
     # a 2-logit model declared "logit" (or a 1-logit one declared "softmax2") is an error, not a guess
     with pytest.raises(ValueError, match=r"head 'logit' needs \(N, 1\) logits, got \(2, 2\)"):
         loss_fn(two, y, "logit")
-    with pytest.raises(ValueError, match=r"head 'logit' needs \(N, 1\) logits, got \(2, 2\)"):
-        p_fake(two, "logit")
+    with pytest.raises(ValueError, match=r"head 'logit' expects logits of shape \(N, 1\), got \(2, 2\)"):
+        fake_probability(two, "logit")
     with pytest.raises(ValueError, match=r"head 'softmax2' needs \(N, 2\) logits, got \(2, 1\)"):
         loss_fn(two[:, :1], y, "softmax2")
     with pytest.raises(ValueError, match=r"head 'sigmoid' is not one of \['logit', 'softmax2'\]"):
         loss_fn(two, y, "sigmoid")
     # P(fake): sigmoid of the one logit; softmax's fake column: 1 / (1 + e^(0.2 - (-0.3)))
-    torch.testing.assert_close(p_fake(torch.tensor([[0.0], [2.0]]), "logit"),
+    torch.testing.assert_close(fake_probability(torch.tensor([[0.0], [2.0]]), "logit"),
                                torch.tensor([0.5, 1 / (1 + np.exp(-2.0))], dtype=torch.float32))
-    torch.testing.assert_close(p_fake(two, "softmax2"),
+    torch.testing.assert_close(fake_probability(two, "softmax2"),
                                torch.tensor([1 / (1 + np.exp(0.5)), 1 / (1 + np.exp(0.5))], dtype=torch.float32))
     # fit with a model whose head disagrees with its declaration stops at the first batch
     with pytest.raises(ValueError, match="head 'logit' needs"):
@@ -202,8 +203,8 @@ def test_l2_penalty_is_the_hand_sum_over_trainable_conv_and_linear_weights():
     model = _l2_model()
     w = [model[0].weight, model[6].weight, model[8].weight]   # the shared Linear once, the frozen conv never
     assert penalised_weights(model) == w
-    hand = sum(float((p.double() ** 2).sum()) for p in w)
-    assert float(l2_penalty(model)) == pytest.approx(hand, rel=1e-6)
+    hand = sum(float((p.detach().double() ** 2).sum()) for p in w)
+    assert float(l2_penalty(model).detach()) == pytest.approx(hand, rel=1e-6)
     assert float(l2_penalty(torch.nn.Sequential(torch.nn.ReLU()))) == 0.0
 
 
@@ -245,6 +246,7 @@ def test_exponential_schedule_is_lr_times_gamma_to_the_epoch():
     lrs = []
     for _ in range(5):
         lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
         sch.step()
     np.testing.assert_allclose(lrs, [0.01 * 0.9 ** e for e in range(5)], rtol=1e-12)   # Keras staircase decay
 

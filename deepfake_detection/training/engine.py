@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..data.batch_augment import EvalAugment, TrainAugment, batch_seed, seed_generators
 from ..data.batches import BatchReader
+from ..model_specs import HEADS
 from ..models.registry import fake_probability
 from .checkpoints import load_checkpoint, save_checkpoint
 
@@ -91,9 +92,6 @@ def make_scheduler(optimizer, sch, epochs: int):
     return None
 
 
-HEADS = {"softmax2": 2, "logit": 1}   # head -> the number of logits it has
-
-
 def _check_head(logits: torch.Tensor, head: str) -> None:
     if head not in HEADS:
         raise ValueError(f"head {head!r} is not one of {sorted(HEADS)}")
@@ -116,12 +114,6 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor, head: str) -> torch.Tensor:
         logp = F.log_softmax(logits.float(), dim=1)
         return -(y * logp[:, 1] + (1 - y) * logp[:, 0]).mean()
     return F.cross_entropy(logits.float(), y)
-
-
-def p_fake(logits: torch.Tensor, head: str) -> torch.Tensor:
-    """P(fake) (float32) of ``logits`` under ``head``; a shape that does not fit it raises ValueError."""
-    _check_head(logits, head)
-    return fake_probability(logits, head)
 
 
 # Keras kernel_regularizer acts on kernels: conv and dense weights, never biases or BatchNorm.
@@ -194,7 +186,7 @@ def train_one_epoch(model: nn.Module, batches: BatchReader, augment: TrainAugmen
         scaler.scale(objective).backward()
         scaler.step(optimizer)
         scaler.update()
-        pred = (p_fake(logits.detach(), head) >= 0.5).long()
+        pred = (fake_probability(logits.detach(), head) >= 0.5).long()
         total_loss += float(loss.detach()) * len(y)
         correct += int((pred == y).sum())
         seen += len(y)
@@ -214,7 +206,7 @@ def predict(model: nn.Module, batches: BatchReader, augment: EvalAugment,
             logits = model(rt.layout(augment(x)))
         total_loss += float(loss_fn(logits, y, head)) * len(y)
         labels.append(y.cpu().numpy())
-        scores.append(p_fake(logits, head).cpu().numpy())
+        scores.append(fake_probability(logits, head).cpu().numpy())
     y_all = np.concatenate(labels) if labels else np.zeros(0, dtype=int)
     s_all = np.concatenate(scores).astype(np.float64) if scores else np.zeros(0)
     return y_all, s_all, total_loss / max(len(y_all), 1)
