@@ -18,7 +18,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from .model_specs import check_builder
+from .model_specs import builder_specs, check_builder
 
 
 class ParamsError(ValueError):
@@ -46,7 +46,11 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 return _convert(value, arg, where)
             except ParamsError as exc:
                 errors.append(str(exc))
-        raise ParamsError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
+        if len(errors) == 1:
+            raise ParamsError(errors[0])
+        choices = [("true, false" if a is bool else ", ".join(map(repr, typing.get_args(a)))
+                    if typing.get_origin(a) is Literal else _type_name(a)) for a in args if a is not type(None)]
+        raise ParamsError(f"{where}: {value!r} is not allowed; use one of: {', '.join(choices)}")
     if origin is Literal:
         if value not in args:
             raise ParamsError(f"{where}: {value!r} is not allowed; use one of {list(args)}")
@@ -360,16 +364,36 @@ class TrainParams:
 
 @dataclass
 class ModelParams:
-    """A registered builder plus its keyword arguments."""
+    """A registered builder, where its weights start from, and its keyword arguments.
+
+    ``normalize`` None takes the builder's declared default (:attr:`effective_normalize`).
+    ``pretrained``: false trains from scratch; true starts from the builder's ImageNet weights
+    and fails when they cannot be found; ``fallback_scratch`` trains from scratch then (the train
+    metrics record which happened). ``weights_file`` names a local copy of those weights.
+    """
 
     builder: str
-    normalize: Literal["half", "imagenet", "unit"] = "half"
+    normalize: Literal["half", "imagenet", "unit"] | None = None
+    pretrained: bool | Literal["fallback_scratch"] = False
+    weights_file: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         error = check_builder(self.builder, self.kwargs, where)
         if error:
             raise ParamsError(error)
+        weights = builder_specs()[self.builder].weights
+        check(weights is not None or (self.pretrained is False and not self.weights_file), f"{where}.pretrained",
+              f"builder {self.builder} has no pretrained weights; set pretrained: false and no weights_file "
+              f"(got pretrained {self.pretrained!r}, weights_file {self.weights_file!r})")
+        check(not self.weights_file or self.pretrained is not False, f"{where}.weights_file",
+              f"{self.weights_file!r} is set but pretrained is false; set pretrained: true (or fallback_scratch) "
+              f"or remove weights_file")
+
+    @property
+    def effective_normalize(self) -> str:
+        """``normalize``, or the builder's declared default when it is None."""
+        return self.normalize or builder_specs()[self.builder].normalize
 
 
 @dataclass

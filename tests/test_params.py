@@ -128,10 +128,46 @@ def _variant(d, **train):
     (lambda d: d["prepare"].update(sizes=[]), "prepare.sizes: list at least one size (the variants' prepared_size)"),
     (lambda d: d["variants"]["custom_cnn"].pop("prepared_size"), "variants.custom_cnn.prepared_size: required key is missing"),
     (lambda d: d["prepare"].update(size=64), "prepare: unknown key(s) ['size']; allowed keys are ['sizes']"),
+    # pretrained weights exist only for builders that declare them; a weights_file needs pretrained
+    (lambda d: d["variants"]["custom_cnn"]["model"].update(pretrained=True),
+     "variants.custom_cnn.model.pretrained: builder custom_cnn has no pretrained weights; set pretrained: false "
+     "and no weights_file (got pretrained True, weights_file '')"),
+    (lambda d: d["variants"]["custom_cnn"]["model"].update(pretrained="fallback_scratch"),
+     "variants.custom_cnn.model.pretrained: builder custom_cnn has no pretrained weights; set pretrained: false "
+     "and no weights_file (got pretrained 'fallback_scratch', weights_file '')"),
+    (lambda d: d["variants"]["custom_cnn"]["model"].update(weights_file="w.pth"),
+     "variants.custom_cnn.model.pretrained: builder custom_cnn has no pretrained weights; set pretrained: false "
+     "and no weights_file (got pretrained False, weights_file 'w.pth')"),
+    (lambda d: d["variants"]["resnet18_scratch"]["model"].update(weights_file="w.pth"),
+     "variants.resnet18_scratch.model.weights_file: 'w.pth' is set but pretrained is false; set pretrained: true "
+     "(or fallback_scratch) or remove weights_file"),
+    (lambda d: d["variants"]["resnet18_scratch"]["model"].update(pretrained="yes"),
+     "variants.resnet18_scratch.model.pretrained: 'yes' is not allowed; use one of: true, false, 'fallback_scratch'"),
+    (lambda d: d["train"].update(l2=-0.01), "train.l2: must be >= 0 (0 = no penalty), got -0.01"),
+    (lambda d: _variant(d, augment={"eval_resize": 72}),
+     "variants.custom_cnn.train.augment.eval_resize: needs crop > 0 (the centre crop gives eval the training "
+     "input size), got crop 0"),
+    (lambda d: d["train"].update(scheduler={"name": "exponential", "gamma": 0}),
+     "train.scheduler.gamma: must be in (0, 1], got 0.0"),
 ])
 def test_bad_values_give_the_exact_message(tmp_path, params_dict, mutate, message):
     mutate(params_dict)
     assert _error(tmp_path, params_dict) == message
+
+
+def test_model_weights_and_normalisation_defaults(tmp_path, params_dict):
+    model = params_dict["variants"]["resnet18_scratch"]["model"]
+    model.update(pretrained="fallback_scratch", weights_file="w.pth")
+    model.pop("normalize", None)
+    params_dict["variants"]["custom_cnn"]["model"]["normalize"] = "unit"
+    p = load_params(write_params(tmp_path / "params.yaml", params_dict))
+    m = p.variants["resnet18_scratch"].model
+    assert (m.pretrained, m.weights_file, m.normalize) == ("fallback_scratch", "w.pth", None)
+    assert m.effective_normalize == builder_specs()["resnet18"].normalize == "half"    # the builder's default
+    assert p.variants["custom_cnn"].model.effective_normalize == "unit"               # set: it wins
+    model["pretrained"] = True
+    assert load_params(write_params(tmp_path / "params.yaml", params_dict)).variants[
+        "resnet18_scratch"].model.pretrained is True
 
 
 def test_builder_specs_match_the_live_registry():
