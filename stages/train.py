@@ -180,11 +180,12 @@ def main(argv=None) -> None:
             f"({n_params / 1e6:.2f} M params, {n_trainable / 1e6:.2f} M trainable) on {device}, "
             f"{len(train_batches.rows)} train / {len(val_batches.rows)} val faces at {size} px")
         # One hash per seed, blind to the other seeds: adding a seed never restarts this one. The
-        # weights' sha256 is in it: other starting weights never resume an old run.
+        # weights' sha256 and the builder's defaults in effect are in it: other starting weights
+        # or another default normalisation never resume an old run.
         spec = {"variant": dataclasses.asdict(variant),
                 "train": {**dataclasses.asdict(cfg), "seeds": [seed]},
                 "prepared_size": int(images.shape[1]), "data": data_hash,
-                "weights_sha256": record["weights_sha256"]}
+                "weights_sha256": record["weights_sha256"], "normalize": normalize, "head": head}
         checkpoint = seed_checkpoint(args.checkpoint, seed, primary=i == 0)
         start = time.perf_counter()
         result = fit(model, train_batches, val_batches, augment, eval_augment, cfg, rt, checkpoint,

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from deepfake_detection.models.registry import create_model
+from deepfake_detection.models.registry import create_model, load_trained_model
 from stages import train as train_stage
 from tests.conftest import REPO, write_params
 from tests.test_train_seeds import SPLITS, _evaluate, _prepared, _train
@@ -62,6 +62,9 @@ def test_train_writes_best_and_last_and_the_scratch_record(tmp_path, prepared, m
     assert all(torch.equal(best["state_dict"][k], result.best_state[k]) for k in result.best_state)
     assert all(torch.equal(last["state_dict"][k], result.last_state[k]) for k in result.last_state)
     assert set(best) == set(last)
+    for path, epoch in (("model.pt", result.best_epoch), ("last.pt", 3)):     # the evaluate stage reads both
+        model, meta = load_trained_model(tmp_path / "cnn" / path)
+        assert meta["epoch"] == epoch and not model.training
     metrics = json.loads((tmp_path / "train" / "cnn.json").read_text())
     n_params = sum(p.numel() for p in create_model("custom_cnn", 16, **CNN["kwargs"]).parameters())
     assert {k: metrics[k] for k in ("weights", "weights_sha256", "head", "normalize", "trainable_params_m")} == \
