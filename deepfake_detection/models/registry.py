@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..model_specs import HEADS, NORMALIZATIONS
+from .blocks import PartlyFrozen
 
 Builder = Callable[..., nn.Module]
 _BUILDERS: dict[str, tuple[Builder, "ModelInfo"]] = {}
@@ -31,7 +32,8 @@ class ModelInfo:
     name: str
     head: str            # "softmax2": 2 logits (real, fake), cross-entropy | "logit": 1 fake logit, BCE-with-logits
     normalize: str       # default normalisation: "half" (mean=std=0.5) | "imagenet" | "unit" (pixels in [0,1])
-    gradcam_layer: str   # dotted path for gradcam_target(); a component "-1" means the last child; "last_conv" = last nn.Conv2d
+    gradcam_layer: str   # dotted path for gradcam_target(); a component "-1" means the last child;
+                         # "last_conv" = the last nn.Conv2d
     default_size: int    # the report's input side
     frozen: tuple = ()   # dotted submodule paths whose parameters never train (and whose BatchNorm stays in eval mode)
     weights: str | None = None   # key into models.weights.WEIGHTS; None = no pretrained weights exist for it
@@ -107,8 +109,6 @@ def create_model(name: str, input_size: int, weights_file: str | Path | None = N
     except TypeError as exc:
         raise ValueError(f"model builder {name!r}: bad kwargs {sorted(kwargs)}: {exc}") from exc
     if info.frozen:
-        from .blocks import PartlyFrozen
-
         if not isinstance(model, PartlyFrozen):
             raise TypeError(f"model builder {name!r} declares frozen={info.frozen} but returns a "
                             f"{type(model).__name__}, not a PartlyFrozen module")

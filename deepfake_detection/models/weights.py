@@ -20,7 +20,7 @@ resolved file's sha256 goes into the train metrics.
 
 The table is written out (URLs, hub repos) so that reading it imports neither torchvision nor timm;
 ``tests/test_weights.py`` checks it against torchvision's weight enums and timm's pretrained configs.
-torch and huggingface_hub are imported inside the functions that need them.
+huggingface_hub is imported only for the timm weights that live on the HF hub.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+import torch.hub
+
+from .registry import model_info
 
 
 @dataclass(frozen=True)
@@ -107,8 +111,6 @@ def weights_source(key: str) -> WeightsSource:
 
 def torch_cache_file(src: WeightsSource) -> Path:
     """Where torchvision (and timm, for URL weights) keep a downloaded file."""
-    import torch.hub
-
     return Path(torch.hub.get_dir()) / "checkpoints" / PurePosixPath(src.url).name
 
 
@@ -136,8 +138,6 @@ def _download(src: WeightsSource) -> Path:
         from huggingface_hub import hf_hub_download
 
         return Path(hf_hub_download(src.hf_repo, src.hf_file))
-    import torch.hub
-
     dst = torch_cache_file(src)
     dst.parent.mkdir(parents=True, exist_ok=True)
     match = HASH_IN_NAME.search(dst.name) if src.kind == "torchvision" else None
@@ -146,10 +146,11 @@ def _download(src: WeightsSource) -> Path:
     return dst
 
 
-def _from_download(src: WeightsSource, allow: bool, searched: list[str]) -> Path | None:
+def _from_download(src: WeightsSource, allow: bool | None, searched: list[str]) -> Path | None:
     where = f"{src.hf_repo}/{src.hf_file} on the HF hub" if src.hf_repo else src.url
-    if not allow:
-        searched.append(f"download of {where} (skipped: offline, HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')})")
+    if allow is False or (allow is None and hub_offline()):
+        why = "not allowed" if allow is False else f"offline, HF_HUB_OFFLINE={os.environ['HF_HUB_OFFLINE']}"
+        searched.append(f"download of {where} (skipped: {why})")
         return None
     try:
         return _download(src)
@@ -190,8 +191,7 @@ def resolve_weights(key: str, file: str | Path = "", *, allow_download: bool | N
     hit = _from_caches(src, searched)
     if hit is not None:
         return _resolved(*hit)
-    allow = not hub_offline() if allow_download is None else allow_download
-    path = _from_download(src, allow, searched)
+    path = _from_download(src, allow_download, searched)
     if path is not None:
         return _resolved(path, "download")
     path = _from_package(src, searched)
@@ -221,8 +221,6 @@ def pretrained_weights(variant: str, builder: str, pretrained, weights_file: str
     where = f"variants.{variant}.model"
     if pretrained not in (False, True, "fallback_scratch"):
         raise ValueError(f"{where}.pretrained: must be false, true or fallback_scratch, got {pretrained!r}")
-    from .registry import model_info
-
     key = model_info(builder).weights
     if pretrained is False:
         if weights_file:
