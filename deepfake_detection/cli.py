@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     check = sub.add_parser("check", help="validate params.yaml")
     check.add_argument("params", nargs="?", default="params.yaml")
-    sub.add_parser("models", help="list registered classifier builders")
+    sub.add_parser("models", help="list registered classifier builders and their metadata")
     preset = sub.add_parser("preset", help="paper presets: one command per report")
     actions = preset.add_subparsers(dest="action", required=True)
     for action, text in (("list", "list the presets"), ("show", "print the params a preset makes"),
@@ -102,10 +102,17 @@ def main(argv=None) -> int:
         return _check(args.params)
     if args.cmd == "preset":
         return _preset(args)
-    from .models.registry import list_models
-
-    print("\n".join(list_models()))
+    print("\n".join(_model_lines()))
     return 0
+
+
+def _model_lines() -> list[str]:
+    """One line per registered builder: its declared metadata and the kwargs a variant may set."""
+    from .model_specs import builder_specs   # read from source: no torch import
+
+    return [f"{s.name}: head={s.head} normalize={s.normalize} default_size={s.default_size} "
+            f"weights={s.weights or '-'} frozen={','.join(s.frozen) or '-'} gradcam={s.gradcam_layer} "
+            f"kwargs={','.join(s.kwargs) or '-'}" for s in sorted(builder_specs().values(), key=lambda s: s.name)]
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ loaded, which every stage does first. Importing the builders for that would impo
 download stage (seconds) and, worse, make every stage's code deps include the model code, so an
 edit to a classifier would rerun the download. This module instead reads the source of
 ``deepfake_detection/models/*.py`` with :mod:`ast` and collects each function decorated with
-``@register_model`` (bare or called): its name, its keyword parameters (the factory passes
-``input_size`` and ``num_outputs`` itself) and whether it takes ``**kwargs``.
-``tests/test_params.py`` checks the result against ``inspect.signature`` of the live registry.
+``@register_model(...)``: its name, its keyword parameters (the factory passes ``input_size``,
+``num_outputs`` and ``weights_file`` itself), whether it takes ``**kwargs``, and the metadata the
+decorator declares (head, normalisation, Grad-CAM layer, input side, frozen parts, weights key),
+which must be literals (read with :func:`ast.literal_eval`). ``tests/test_params.py`` checks the
+result against ``inspect.signature`` and ``model_info`` of the live registry.
 """
 
 from __future__ import annotations
@@ -18,26 +20,61 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-FACTORY_ARGS = ("input_size", "num_outputs")   # passed by create_model, never by params.yaml
+FACTORY_ARGS = ("input_size", "num_outputs", "weights_file")   # passed by create_model, never by params.yaml
+HEADS = {"softmax2": 2, "logit": 1}              # head -> number of outputs
+NORMALIZATIONS = ("half", "imagenet", "unit")    # mean=std=0.5 | ImageNet mean/std | pixels in [0, 1]
+METADATA = ("head", "normalize", "gradcam_layer", "default_size", "frozen", "weights")
 
 
 @dataclass(frozen=True)
 class BuilderSpec:
     name: str
     kwargs: tuple[str, ...]      # keyword arguments a variant may set
+    head: str                    # the metadata ``@register_model`` declares (see models.registry.ModelInfo)
+    normalize: str
+    gradcam_layer: str
+    default_size: int
+    frozen: tuple = ()
+    weights: str | None = None
     var_kwargs: bool = False     # the builder takes **kwargs (any key is accepted)
 
+    @property
+    def num_outputs(self) -> int:
+        return HEADS[self.head]
 
-def _is_register(decorator: ast.expr) -> bool:
-    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+
+def _register_call(decorator: ast.expr) -> ast.Call | None:
+    call = decorator if isinstance(decorator, ast.Call) else None
+    target = call.func if call is not None else decorator
     name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-    return name == "register_model"
+    if name != "register_model":
+        return None
+    if call is None:
+        raise ValueError(f"line {decorator.lineno}: @register_model needs its metadata, e.g. "
+                         f"@register_model(head=..., normalize=..., gradcam_layer=..., default_size=...)")
+    return call
 
 
-def _spec(fn: ast.FunctionDef) -> BuilderSpec:
+def _metadata(call: ast.Call, fn_name: str) -> dict:
+    try:
+        meta = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+    except ValueError as exc:
+        raise ValueError(f"@register_model of {fn_name!r}: every argument must be a literal ({exc})") from exc
+    unknown = sorted(set(meta) - set(METADATA))
+    if call.args or unknown or None in meta:
+        raise ValueError(f"@register_model of {fn_name!r}: takes only the keywords {list(METADATA)}, "
+                         f"got {len(call.args)} positional and {unknown} unknown")
+    missing = [k for k in METADATA[:4] if k not in meta]
+    if missing:
+        raise ValueError(f"@register_model of {fn_name!r}: missing {missing}")
+    return meta
+
+
+def _spec(fn: ast.FunctionDef, call: ast.Call) -> BuilderSpec:
     args = fn.args
     names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
-    return BuilderSpec(fn.name, tuple(n for n in names if n not in FACTORY_ARGS), args.kwarg is not None)
+    return BuilderSpec(fn.name, tuple(n for n in names if n not in FACTORY_ARGS), **_metadata(call, fn.name),
+                       var_kwargs=args.kwarg is not None)
 
 
 @functools.cache
@@ -46,8 +83,11 @@ def builder_specs(models_dir: Path = MODELS_DIR) -> dict[str, BuilderSpec]:
     specs: dict[str, BuilderSpec] = {}
     for path in sorted(models_dir.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if isinstance(node, ast.FunctionDef) and any(_is_register(d) for d in node.decorator_list):
-                specs[node.name] = _spec(node)
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            calls = [c for c in map(_register_call, node.decorator_list) if c is not None]
+            if calls:
+                specs[node.name] = _spec(node, calls[0])
     return specs
 
 
@@ -60,5 +100,6 @@ def check_builder(name: str, kwargs: dict, where: str) -> str | None:
     bad = sorted(set(kwargs) - set(spec.kwargs))
     if bad and not spec.var_kwargs:
         return (f"{where}.kwargs: {name} takes no argument(s) {bad}; it accepts "
-                f"{list(spec.kwargs) or 'none'} ({' and '.join(FACTORY_ARGS)} come from the pipeline)")
+                f"{list(spec.kwargs) or 'none'} ({', '.join(FACTORY_ARGS[:-1])} and {FACTORY_ARGS[-1]} "
+                f"come from the pipeline)")
     return None

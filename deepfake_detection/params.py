@@ -18,7 +18,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from .model_specs import check_builder
+from .model_specs import builder_specs, check_builder
 
 
 class ParamsError(ValueError):
@@ -46,7 +46,11 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 return _convert(value, arg, where)
             except ParamsError as exc:
                 errors.append(str(exc))
-        raise ParamsError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
+        if len(errors) == 1:
+            raise ParamsError(errors[0])
+        choices = [("true, false" if a is bool else ", ".join(map(repr, typing.get_args(a)))
+                    if typing.get_origin(a) is Literal else _type_name(a)) for a in args if a is not type(None)]
+        raise ParamsError(f"{where}: {value!r} is not allowed; use one of: {', '.join(choices)}")
     if origin is Literal:
         if value not in args:
             raise ParamsError(f"{where}: {value!r} is not allowed; use one of {list(args)}")
@@ -278,9 +282,16 @@ class OptimizerParams:
 
 @dataclass
 class SchedulerParams:
-    name: Literal["none", "step", "cosine"] = "none"
+    """Learning-rate schedule, stepped once per epoch.
+
+    step: ``lr * gamma ** (epoch // step_size)`` (StepLR); cosine: CosineAnnealingLR over
+    ``t_max`` epochs; exponential: ``lr * gamma ** epoch`` (Keras ``ExponentialDecay`` with
+    ``decay_steps`` = one epoch and ``staircase=True``; seed 002's "learning-rate decay").
+    """
+
+    name: Literal["none", "step", "cosine", "exponential"] = "none"
     step_size: int = 7
-    gamma: float = 0.1
+    gamma: float = 0.1             # step and exponential: the factor per step_size / per epoch
     t_max: int = 0                 # cosine period in epochs; 0 means the number of epochs
 
     def validate(self, where: str) -> None:
@@ -295,6 +306,9 @@ class AugmentParams:
 
     resize: int = 0                # 0: keep the prepared size
     crop: int = 0                  # random crop (train) / centre crop (eval) side; 0: no crop
+    # Side eval resizes to before its centre crop; 0: ``resize``. Seed 000 trains on Resize 256 +
+    # RandomCrop 224 but evaluates on Resize 224 + CenterCrop 224 (eval_resize: 224).
+    eval_resize: int = 0
     hflip: float = 0.0
     color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     random_resized_crop_scale: tuple[float, float] = (1.0, 1.0)
@@ -305,6 +319,13 @@ class AugmentParams:
     def validate(self, where: str) -> None:
         check(self.resize >= 0, f"{where}.resize", f"must be >= 0 (0 = keep the prepared size), got {self.resize}")
         check(self.crop >= 0, f"{where}.crop", f"must be >= 0 (0 = no crop), got {self.crop}")
+        check(self.eval_resize >= 0, f"{where}.eval_resize",
+              f"must be >= 0 (0 = the same as resize), got {self.eval_resize}")
+        # Without a crop the eval resize would set the model's input side, unlike training's.
+        check(self.eval_resize == 0 or self.crop > 0, f"{where}.eval_resize",
+              f"needs crop > 0 (the centre crop gives eval the training input size), got crop {self.crop}")
+        check(self.eval_resize == 0 or self.eval_resize >= self.crop, f"{where}.eval_resize",
+              f"must be >= crop {self.crop} (the centre crop is cut from it), got {self.eval_resize}")
         check(all(v >= 0 for v in self.color_jitter), f"{where}.color_jitter",
               f"brightness, contrast, saturation, hue must be >= 0, got {list(self.color_jitter)}")
         check(self.color_jitter[3] <= 0.5, f"{where}.color_jitter", f"hue must be <= 0.5, got {self.color_jitter[3]}")
@@ -343,6 +364,9 @@ class TrainParams:
     # the mean and spread over all of them beside the primary model's numbers.
     seeds: list[int] = field(default_factory=lambda: [42])
     max_batches_per_epoch: int = 0     # 0: the whole epoch (only tiny test runs set this)
+    # Keras kernel_regularizer l2 (seed 002 M5: 0.01 on every layer): the loss gains l2 * the sum
+    # of squared weights of every trainable Conv and Linear weight (not biases, not BatchNorm).
+    l2: float = 0.0
 
     def validate(self, where: str) -> None:
         check(bool(self.datasets), f"{where}.datasets", "name at least one dataset to train on")
@@ -354,6 +378,7 @@ class TrainParams:
               f"seeds must be distinct, got {self.seeds}")
         check(self.max_batches_per_epoch >= 0, f"{where}.max_batches_per_epoch",
               f"must be >= 0 (0 = whole epochs), got {self.max_batches_per_epoch}")
+        check(self.l2 >= 0, f"{where}.l2", f"must be >= 0 (0 = no penalty), got {self.l2}")
 
     @property
     def seed(self) -> int:
@@ -363,16 +388,36 @@ class TrainParams:
 
 @dataclass
 class ModelParams:
-    """A registered builder plus its keyword arguments."""
+    """A registered builder, where its weights start from, and its keyword arguments.
+
+    ``normalize`` None takes the builder's declared default (:attr:`effective_normalize`).
+    ``pretrained``: false trains from scratch; true starts from the builder's ImageNet weights
+    and fails when they cannot be found; ``fallback_scratch`` trains from scratch then (the train
+    metrics record which happened). ``weights_file`` names a local copy of those weights.
+    """
 
     builder: str
-    normalize: Literal["half", "imagenet", "unit"] = "half"
+    normalize: Literal["half", "imagenet", "unit"] | None = None
+    pretrained: bool | Literal["fallback_scratch"] = False
+    weights_file: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         error = check_builder(self.builder, self.kwargs, where)
         if error:
             raise ParamsError(error)
+        weights = builder_specs()[self.builder].weights
+        check(weights is not None or (self.pretrained is False and not self.weights_file), f"{where}.pretrained",
+              f"builder {self.builder} has no pretrained weights; set pretrained: false and no weights_file "
+              f"(got pretrained {self.pretrained!r}, weights_file {self.weights_file!r})")
+        check(not self.weights_file or self.pretrained is not False, f"{where}.weights_file",
+              f"{self.weights_file!r} is set but pretrained is false; set pretrained: true (or fallback_scratch) "
+              f"or remove weights_file")
+
+    @property
+    def effective_normalize(self) -> str:
+        """``normalize``, or the builder's declared default when it is None."""
+        return self.normalize or builder_specs()[self.builder].normalize
 
 
 @dataclass

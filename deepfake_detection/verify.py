@@ -2,7 +2,7 @@
 
 CI's "re-run the stages" step. After ``dvc repro`` on a clean checkout, every metrics file that
 ``dvc.yaml`` declares (each JSON file inside a declared metrics folder, such as
-``metrics/eval/<variant>/``) is compared with the version committed at ``--rev`` (default ``HEAD``):
+``metrics/eval/``, holding ``<variant>/<test_set>.json``) is compared with the version committed at ``--rev`` (default ``HEAD``):
 
 * data stages (``verify.data_stages`` in params.yaml: download, faces, split, prepare) must match
   exactly, both their metrics and the hashes of their outputs recorded in ``dvc.lock`` (so their
@@ -97,7 +97,7 @@ def compare_values(file: str, committed: dict, fresh: dict, tolerances: dict[str
 
 
 def stage_base(name: str) -> str:
-    """``faces@demo`` -> ``faces``; ``evaluate@v`` -> ``evaluate``."""
+    """``faces@demo`` -> ``faces``; ``train@v`` -> ``train``."""
     return name.split("@", 1)[0]
 
 
@@ -109,7 +109,7 @@ def _is_dir_out(entry: dict) -> bool:
 def metric_files(lock: dict, list_dir: Callable[[str], list[str]] = lambda path: []) -> dict[str, str]:
     """Metrics JSON file -> the stage (base name) that writes it (dvc.lock holds the expanded stages).
 
-    A directory out under ``metrics/`` (``evaluate@<v>`` writes ``metrics/eval/<v>/<test_set>.json``)
+    A directory out under ``metrics/`` (``evaluate`` writes ``metrics/eval/<variant>/<test_set>.json``)
     stands for the JSON files ``list_dir(path)`` finds in it (the committed tree or the workspace).
     """
     out = {}

@@ -12,8 +12,16 @@ curves, which DVC deleted before the rerun.
 Seconds and images/s per epoch go to the log and to ``--timings`` (a JSON that is no DVC output
 and is not committed): the committed metrics stay free of timings.
 
+The model starts from the variant's pretrained weights when ``model.pretrained`` asks for them
+(``models.weights.pretrained_weights`` finds the file once, before any seed; when they cannot be
+had the stage stops with one line naming the variant and the fixes, unless the variant says
+``pretrained: fallback_scratch``). The model files and the summary JSON record ``weights``
+(``imagenet`` or ``scratch``) and the file's sha256, so a run from scratch is never mistaken for
+a transfer run. The loss and P(fake) follow the builder's declared head.
+
 ``train.seeds`` repeats the training once per seed. The first seed is the primary model
-(``--model``, ``--val-scores``, the curves); every further seed ``s`` writes
+(``--model``, selected on validation; ``--last``, the same run's weights after its final epoch
+(seed 001 keeps both); ``--val-scores``, the curves); every further seed ``s`` writes
 ``<seed-models>/seed_<s>/model.pt`` and ``val_scores.csv`` (``<seed-models>/seeds.json`` lists
 them; with one seed the folder holds only that list). The summary JSON adds the mean and spread
 of the validation metrics over all seeds.
@@ -40,7 +48,8 @@ from deepfake_detection.data.transforms import input_size  # noqa: E402
 from deepfake_detection.evaluation.metrics import roc_auc  # noqa: E402
 from deepfake_detection.evaluation.seeds import seed_spreads  # noqa: E402
 from deepfake_detection.io import atomic_path, save_torch, write_csv, write_json  # noqa: E402
-from deepfake_detection.models.registry import create_model  # noqa: E402
+from deepfake_detection.models.registry import create_model, model_info  # noqa: E402
+from deepfake_detection.models.weights import WeightsUnavailable, pretrained_weights  # noqa: E402
 from deepfake_detection.params import load_params  # noqa: E402
 from deepfake_detection.runtime import configure_compute, log, pick_device, seed_everything  # noqa: E402
 from deepfake_detection.training.checkpoints import config_hash  # noqa: E402
@@ -69,12 +78,33 @@ def seed_checkpoint(checkpoint: Path | None, seed: int, primary: bool) -> Path |
     return checkpoint.with_name(f"{checkpoint.stem}_seed{seed}{checkpoint.suffix}")
 
 
-def model_file(result, variant_name: str, variant, cfg, size: int, seed: int) -> dict:
-    """What model.pt holds: tensors and plain data only (it is read with weights_only=True)."""
-    return {"state_dict": result.best_state, "builder": variant.model.builder,
-            "kwargs": dict(variant.model.kwargs), "normalize": variant.model.normalize,
-            "input_size": size, "augment": dataclasses.asdict(cfg.augment),
-            "variant": variant_name, "epoch": result.best_epoch, "seed": seed}
+def model_file(result, variant_name: str, variant, cfg, size: int, seed: int, record: dict,
+               last: bool = False) -> dict:
+    """What model.pt (``last``: last.pt) holds: tensors and plain data only (read with weights_only=True).
+
+    The selected state and its epoch, or with ``last`` the state after the final epoch and that
+    epoch; the builder's head, the normalisation in effect and the pretrained-weights record.
+    """
+    state, epoch = (result.last_state, result.history[-1]["epoch"]) if last else (result.best_state,
+                                                                                   result.best_epoch)
+    return {"state_dict": state, "builder": variant.model.builder,
+            "kwargs": dict(variant.model.kwargs), "normalize": variant.model.effective_normalize,
+            "head": model_info(variant.model.builder).head, "input_size": size,
+            "augment": dataclasses.asdict(cfg.augment), "variant": variant_name, "epoch": epoch, "seed": seed,
+            **record}
+
+
+def resolve_weights(variant_name: str, model) -> tuple[Path | None, dict]:
+    """The pretrained file to start from (None: scratch) and its record; unavailable -> one-line exit."""
+    try:
+        return pretrained_weights(variant_name, model.builder, model.pretrained, model.weights_file)
+    except WeightsUnavailable as exc:
+        raise SystemExit(f"train: {exc}") from None
+
+
+def trainable_params(model) -> int:
+    """Parameters the optimizer updates (frozen ones excluded)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def val_frame(val_ids, result) -> pd.DataFrame:
@@ -109,7 +139,8 @@ def main(argv=None) -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--variant", required=True)
     ap.add_argument("--prepared", required=True, type=Path)
-    ap.add_argument("--model", required=True, type=Path, help="output model.pt (the first seed)")
+    ap.add_argument("--model", required=True, type=Path, help="output model.pt (the first seed, selected on val)")
+    ap.add_argument("--last", required=True, type=Path, help="output last.pt (the first seed after its final epoch)")
     ap.add_argument("--val-scores", required=True, type=Path)
     ap.add_argument("--seed-models", required=True, type=Path,
                     help="output folder: seed_<s>/model.pt and val_scores.csv of every further seed")
@@ -130,44 +161,58 @@ def main(argv=None) -> None:
     images, index = load_prepared(args.prepared)
     size = input_size(cfg.augment, images.shape[1])
     data_hash = hashlib.sha256((args.prepared / "index.csv").read_bytes()).hexdigest()
-    augment = TrainAugment(cfg.augment, variant.model.normalize, mix=cfg.mix)
-    eval_augment = EvalAugment(cfg.augment, variant.model.normalize)
+    normalize, head = variant.model.effective_normalize, model_info(variant.model.builder).head
+    augment = TrainAugment(cfg.augment, normalize, mix=cfg.mix)
+    eval_augment = EvalAugment(cfg.augment, normalize)
+    weights_path, record = resolve_weights(args.variant, variant.model)
+    log(f"train: {args.variant}: weights {record['weights']}"
+        + (f" from {weights_path} ({record['weights_origin']}, sha256 {record['weights_sha256'][:12]}...)"
+           if weights_path else "") + f", head {head}, normalize {normalize}")
     live = open_live(args.live)
     runs = []
     for i, seed in enumerate(cfg.seeds):
         seed_everything(seed)
-        model = create_model(variant.model.builder, input_size=size, **variant.model.kwargs)
+        model = create_model(variant.model.builder, input_size=size, weights_file=weights_path,
+                             **variant.model.kwargs)
         train_batches, val_batches, val_ids = readers(images, index, cfg, device, seed)
-        n_params = sum(p.numel() for p in model.parameters())
+        n_params, n_trainable = sum(p.numel() for p in model.parameters()), trainable_params(model)
         log(f"train: {args.variant} seed {seed} ({i + 1}/{len(cfg.seeds)}): {variant.model.builder} "
-            f"({n_params / 1e6:.2f} M params) on {device}, {len(train_batches.rows)} train / "
-            f"{len(val_batches.rows)} val faces at {size} px")
-        # One hash per seed, blind to the other seeds: adding a seed never restarts this one.
+            f"({n_params / 1e6:.2f} M params, {n_trainable / 1e6:.2f} M trainable) on {device}, "
+            f"{len(train_batches.rows)} train / {len(val_batches.rows)} val faces at {size} px")
+        # One hash per seed, blind to the other seeds: adding a seed never restarts this one. The
+        # weights' sha256 and the builder's defaults in effect are in it: other starting weights
+        # or another default normalisation never resume an old run.
         spec = {"variant": dataclasses.asdict(variant),
                 "train": {**dataclasses.asdict(cfg), "seeds": [seed]},
-                "prepared_size": int(images.shape[1]), "data": data_hash}
+                "prepared_size": int(images.shape[1]), "data": data_hash,
+                "weights_sha256": record["weights_sha256"], "normalize": normalize, "head": head}
         checkpoint = seed_checkpoint(args.checkpoint, seed, primary=i == 0)
         start = time.perf_counter()
         result = fit(model, train_batches, val_batches, augment, eval_augment, cfg, rt, checkpoint,
                      config_hash(spec), roc_auc, log, seed=seed,
-                     on_epoch=(lambda row: log_epoch(live, row)) if i == 0 else None)
+                     on_epoch=(lambda row: log_epoch(live, row)) if i == 0 else None, head=head)
         speed = pd.DataFrame(result.timings)["train_images_per_s"].mean()
         log(f"train: {args.variant} seed {seed}: {time.perf_counter() - start:.1f} s on {device.type}, "
             f"{speed:.1f} train images/s")
         runs.append({"seed": seed, "result": result, "val": val_frame(val_ids, result),
-                     "model": model_file(result, args.variant, variant, cfg, size, seed),
+                     "model": model_file(result, args.variant, variant, cfg, size, seed, record),
                      "best": best_val(result), "checkpoint": checkpoint, "n_params": n_params,
+                     "n_trainable": n_trainable,
                      "n_train": len(train_batches.rows), "n_val": len(val_batches.rows)})
     live.end()
     primary = runs[0]
     save_torch(args.model, primary["model"])
+    save_torch(args.last, model_file(primary["result"], args.variant, variant, cfg, size, primary["seed"], record,
+                                     last=True))
     write_csv(args.val_scores, primary["val"])
     write_seed_models(args.seed_models, runs[1:])
     if args.timings:
         write_json(args.timings, timings(args.variant, device, runs))
     write_json(args.metrics, {
-        "variant": args.variant, "builder": variant.model.builder,
-        "params_m": round(primary["n_params"] / 1e6, 3), "epochs": cfg.epochs,
+        "variant": args.variant, "builder": variant.model.builder, "head": head, "normalize": normalize,
+        "weights": record["weights"], "weights_sha256": record["weights_sha256"],
+        "params_m": round(primary["n_params"] / 1e6, 3),
+        "trainable_params_m": round(primary["n_trainable"] / 1e6, 3), "epochs": cfg.epochs,
         "best_epoch": primary["result"].best_epoch, "select": cfg.select, **primary["best"],
         "n_train": primary["n_train"], "n_val": primary["n_val"], "input_size": size,
         "seeds": list(cfg.seeds), **seed_spreads([r["best"] for r in runs], ("val_roc_auc", "val_loss"))})

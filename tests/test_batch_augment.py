@@ -8,13 +8,14 @@ from torchvision.transforms.v2 import functional as TF
 from PIL import Image
 from skimage import data as skdata
 from torchvision.transforms import functional as PILF
+from torchvision.transforms import v2
 
 from deepfake_detection.data.batch_augment import (BatchColorJitter, EvalAugment, TrainAugment, adjust_hue,
                                                    batch_seed, draw_crop_flip, jitter_draws, jitter_uint8,
                                                    make_mix, random_crop_flip)
 from deepfake_detection.data.batches import BatchReader, batch_slices, epoch_order, read_rows
 from deepfake_detection.data.transforms import eval_transform, to_float_batch
-from deepfake_detection.params import AugmentParams, MixParams, ParamsError
+from deepfake_detection.params import AugmentParams, MixParams, ParamsError, from_dict
 
 
 def _images(n=10, size=8, seed=0):
@@ -204,6 +205,28 @@ def test_eval_is_deterministic_and_matches_the_torchvision_eval_transform():
     assert torch.equal(out, ev(x)) and out.shape == (6, 3, 16, 16)
     ref = to_float_batch(torch.stack([eval_transform(aug)(x[i]) for i in range(6)]), "half")
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+
+
+def test_eval_resize_replaces_the_train_resize_like_torchvision():
+    # seed 000: train Resize 256 + RandomCrop 224, eval Resize 224 + CenterCrop 224 (here 26/24 -> 24/24)
+    aug = AugmentParams(resize=26, crop=24, eval_resize=24)
+    x, _ = _batch(size=40)
+    out = EvalAugment(aug, "imagenet")(x)
+    ref = v2.Compose([v2.Resize(24, antialias=True), v2.CenterCrop(24)])
+    expected = to_float_batch(torch.stack([ref(x[i]) for i in range(len(x))]), "imagenet")
+    assert out.shape == (6, 3, 24, 24)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out, to_float_batch(torch.stack([eval_transform(aug)(x[i]) for i in range(6)]),
+                                                   "imagenet"), atol=1e-6, rtol=0)
+    # without eval_resize, eval resizes to train's 26 first: other pixels
+    assert not torch.allclose(EvalAugment(AugmentParams(resize=26, crop=24), "imagenet")(x), expected)
+
+
+def test_eval_resize_needs_a_crop_at_least_as_large():
+    with pytest.raises(ParamsError, match=r"^a.eval_resize: needs crop > 0"):
+        from_dict(AugmentParams, {"eval_resize": 24}, "a")
+    with pytest.raises(ParamsError, match=r"^a.eval_resize: must be >= crop 24 .*got 20$"):
+        from_dict(AugmentParams, {"crop": 24, "eval_resize": 20}, "a")
 
 
 def test_mixup_labels_follow_the_drawn_lambda():

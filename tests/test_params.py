@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from deepfake_detection.model_specs import FACTORY_ARGS, builder_specs
+from deepfake_detection.model_specs import FACTORY_ARGS, METADATA, builder_specs
 from deepfake_detection.params import ParamsError, load_params
 from tests.conftest import REPO, enable_trained_yolo, write_params
 
@@ -79,13 +79,17 @@ def _variant(d, **train):
 # Each bad value and the exact one-line message it gives (the path prefix stripped).
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d["variants"]["custom_cnn"]["model"].update(builder="custom_cnnn"),
-     "variants.custom_cnn.model.builder: unknown builder 'custom_cnnn'; registered: ['custom_cnn', 'resnet18']"),
+     "variants.custom_cnn.model.builder: unknown builder 'custom_cnnn'; registered: ['custom_cnn', "
+     "'efficientnetv2_s', 'keras_cnn', 'mobilenet_v2', 'resnet18', 'resnet50_frozen', 'xception']"),
     (lambda d: d["variants"]["custom_cnn"]["model"].update(kwargs={"widthz": 3}),
      "variants.custom_cnn.model.kwargs: custom_cnn takes no argument(s) ['widthz']; it accepts "
-     "['widths', 'hidden', 'dropout'] (input_size and num_outputs come from the pipeline)"),
-    (lambda d: d["variants"]["resnet18_scratch"]["model"].setdefault("kwargs", {}).update(num_outputs=1),
+     "['widths', 'hidden', 'dropout'] (input_size, num_outputs and weights_file come from the pipeline)"),
+    (lambda d: d["variants"]["resnet18_scratch"]["model"].update(kwargs={"num_outputs": 1}),
      "variants.resnet18_scratch.model.kwargs: resnet18 takes no argument(s) ['num_outputs']; it accepts "
-     "['pretrained', 'cbam', 'dropout'] (input_size and num_outputs come from the pipeline)"),
+     "['cbam', 'dropout'] (input_size, num_outputs and weights_file come from the pipeline)"),
+    (lambda d: d["variants"]["resnet18_scratch"]["model"].update(kwargs={"pretrained": True}),
+     "variants.resnet18_scratch.model.kwargs: resnet18 takes no argument(s) ['pretrained']; it accepts "
+     "['cbam', 'dropout'] (input_size, num_outputs and weights_file come from the pipeline)"),
     (lambda d: d["train"].update(mix={"name": "mixup", "alpha": -1}), "train.mix.alpha: must be > 0, got -1.0"),
     (lambda d: d["train"].update(mix={"name": "cutmix", "alpha": 0}), "train.mix.alpha: must be > 0, got 0.0"),
     (lambda d: _variant(d, scheduler={"name": "step", "step_size": 0}),
@@ -125,22 +129,74 @@ def _variant(d, **train):
     (lambda d: d["prepare"].update(sizes=[]), "prepare.sizes: list at least one size (the variants' prepared_size)"),
     (lambda d: d["variants"]["custom_cnn"].pop("prepared_size"), "variants.custom_cnn.prepared_size: required key is missing"),
     (lambda d: d["prepare"].update(size=64), "prepare: unknown key(s) ['size']; allowed keys are ['sizes']"),
+    # pretrained weights exist only for builders that declare them; a weights_file needs pretrained
+    (lambda d: d["variants"]["custom_cnn"]["model"].update(pretrained=True),
+     "variants.custom_cnn.model.pretrained: builder custom_cnn has no pretrained weights; set pretrained: false "
+     "and no weights_file (got pretrained True, weights_file '')"),
+    (lambda d: d["variants"]["custom_cnn"]["model"].update(pretrained="fallback_scratch"),
+     "variants.custom_cnn.model.pretrained: builder custom_cnn has no pretrained weights; set pretrained: false "
+     "and no weights_file (got pretrained 'fallback_scratch', weights_file '')"),
+    (lambda d: d["variants"]["custom_cnn"]["model"].update(weights_file="w.pth"),
+     "variants.custom_cnn.model.pretrained: builder custom_cnn has no pretrained weights; set pretrained: false "
+     "and no weights_file (got pretrained False, weights_file 'w.pth')"),
+    (lambda d: d["variants"]["resnet18_scratch"]["model"].update(weights_file="w.pth"),
+     "variants.resnet18_scratch.model.weights_file: 'w.pth' is set but pretrained is false; set pretrained: true "
+     "(or fallback_scratch) or remove weights_file"),
+    (lambda d: d["variants"]["resnet18_scratch"]["model"].update(pretrained="yes"),
+     "variants.resnet18_scratch.model.pretrained: 'yes' is not allowed; use one of: true, false, 'fallback_scratch'"),
+    (lambda d: d["train"].update(l2=-0.01), "train.l2: must be >= 0 (0 = no penalty), got -0.01"),
+    (lambda d: _variant(d, augment={"eval_resize": 72}),
+     "variants.custom_cnn.train.augment.eval_resize: needs crop > 0 (the centre crop gives eval the training "
+     "input size), got crop 0"),
+    (lambda d: d["train"].update(scheduler={"name": "exponential", "gamma": 0}),
+     "train.scheduler.gamma: must be in (0, 1], got 0.0"),
 ])
 def test_bad_values_give_the_exact_message(tmp_path, params_dict, mutate, message):
     mutate(params_dict)
     assert _error(tmp_path, params_dict) == message
 
 
+def test_model_weights_and_normalisation_defaults(tmp_path, params_dict):
+    model = params_dict["variants"]["resnet18_scratch"]["model"]
+    model.update(pretrained="fallback_scratch", weights_file="w.pth")
+    model.pop("normalize", None)
+    params_dict["variants"]["custom_cnn"]["model"]["normalize"] = "unit"
+    p = load_params(write_params(tmp_path / "params.yaml", params_dict))
+    m = p.variants["resnet18_scratch"].model
+    assert (m.pretrained, m.weights_file, m.normalize) == ("fallback_scratch", "w.pth", None)
+    assert m.effective_normalize == builder_specs()["resnet18"].normalize == "half"    # the builder's default
+    assert p.variants["custom_cnn"].model.effective_normalize == "unit"               # set: it wins
+    model["pretrained"] = True
+    assert load_params(write_params(tmp_path / "params.yaml", params_dict)).variants[
+        "resnet18_scratch"].model.pretrained is True
+
+
 def test_builder_specs_match_the_live_registry():
-    from deepfake_detection.models.registry import get_builder, list_models
+    from deepfake_detection.models.registry import get_builder, list_models, model_info
 
     specs = builder_specs()
-    assert sorted(specs) == list_models() == ["custom_cnn", "resnet18"]
+    assert sorted(specs) == list_models() == ["custom_cnn", "efficientnetv2_s", "keras_cnn", "mobilenet_v2",
+                                              "resnet18", "resnet50_frozen", "xception"]
     for name, spec in specs.items():
         sig = inspect.signature(get_builder(name)).parameters
         assert spec.kwargs == tuple(p for p in sig if p not in FACTORY_ARGS
                                     and sig[p].kind is not inspect.Parameter.VAR_KEYWORD)
         assert spec.var_kwargs == any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values())
+        info = model_info(name)
+        assert {k: getattr(spec, k) for k in METADATA} == {k: getattr(info, k) for k in METADATA}
+        assert spec.num_outputs == info.num_outputs
+        # weights_file is a parameter exactly of the builders that declare weights
+        assert ("weights_file" in sig) == (info.weights is not None)
+
+
+def test_builder_metadata_must_be_literal(tmp_path):
+    (tmp_path / "a.py").write_text("@register_model(head=HEAD, normalize='half', gradcam_layer='x', "
+                                   "default_size=8)\ndef a(input_size, num_outputs):\n    pass\n")
+    with pytest.raises(ValueError, match="@register_model of 'a': every argument must be a literal"):
+        builder_specs.__wrapped__(tmp_path)
+    (tmp_path / "a.py").write_text("@register_model\ndef a(input_size, num_outputs):\n    pass\n")
+    with pytest.raises(ValueError, match="line 1: @register_model needs its metadata"):
+        builder_specs.__wrapped__(tmp_path)
 
 
 def test_params_import_loads_no_torch():

@@ -20,9 +20,9 @@ from deepfake_detection.evaluation.report import (
 )
 
 
-def _row(variant, test_set, y, s):
+def _row(variant, test_set, y, s, weights="scratch"):
     # One group per face: a perfectly separated set has every interval collapsed on its value.
-    return {"variant": variant, "test_set": test_set, **binary_metrics(y, s, 0.5),
+    return {"variant": variant, "test_set": test_set, "weights": weights, **binary_metrics(y, s, 0.5),
             **bootstrap_intervals(y, s, list(range(len(y))), 0.5, resamples=100, seed=0)}
 
 
@@ -47,12 +47,12 @@ def _table_rows(md: str, heading: str) -> list[str]:
 def test_sorted_by_roc_auc_none_last_one_table_per_test_set():
     md = leaderboard_markdown([ONE_CLASS, WEAK, OTHER, STRONG])
     assert md.index("## Test set `test`") < md.index("## Test set `test_challenge`")
-    header = ("| variant | n | n_groups | accuracy | precision | recall | f1 | roc_auc | pr_auc | eer "
+    header = ("| variant | weights | n | n_groups | accuracy | precision | recall | f1 | roc_auc | pr_auc | eer "
               "| log_loss | threshold |")
     assert md.count(header) == 2
     rows = _table_rows(md, "## Test set `test`\n")
     assert [r.split(" | ")[0] for r in rows] == ["| strong", "| weak", "| oneclass"]
-    assert rows[0] == ("| strong | 4 | 4 | 1.0000 (1.000-1.000) | 1.0000 | 1.0000 | 1.0000 (1.000-1.000) "
+    assert rows[0] == ("| strong | scratch | 4 | 4 | 1.0000 (1.000-1.000) | 1.0000 | 1.0000 | 1.0000 (1.000-1.000) "
                        "| 1.0000 (1.000-1.000) | 1.0000 | 0.0000 (0.000-0.000) | 0.1976 | 0.5000 |")
     # log_loss above: -(ln .9 + ln .8 + ln .7 + ln .9) / 4 = 0.1976
     assert "| n/a | n/a | n/a |" in rows[2]
@@ -75,6 +75,21 @@ def test_published_section_and_determinism():
     assert md.endswith("\n") and not md.endswith("\n\n")
 
 
+def test_every_row_says_which_weights_its_run_started_from():
+    transfer = _row("transfer", "test", Y, [0.1, 0.2, 0.7, 0.9], weights="imagenet")
+    md = leaderboard_markdown([WEAK, transfer, dict(OTHER, weights="imagenet")], PUBLISHED)
+    assert [r.split(" | ")[:2] for r in _table_rows(md, "## Test set `test`\n")] == \
+        [["| transfer", "imagenet"], ["| weak", "scratch"]]
+    assert [r.split(" | ")[:2] for r in _table_rows(md, "## Test set `test_challenge`\n")] == \
+        [["| weak", "imagenet"]]
+    assert "`weights`: the run started from ImageNet weights (`imagenet`) or from a random initialisation " \
+           "(`scratch`)" in md
+    # the published numbers stay apart, marked as the reports' own full-data GPU figures
+    assert PUBLISHED_TITLE == "Published numbers (the reports' own, full data, GPU)"
+    assert md.split(PUBLISHED_TITLE, 1)[1].splitlines()[4] == \
+        "| variant | report | dataset | test_set | accuracy | f1 | roc_auc | fid |"
+
+
 def test_collect_metrics_reads_and_names_bad_files(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(STRONG))
@@ -90,6 +105,10 @@ def test_collect_metrics_reads_and_names_bad_files(tmp_path):
     partial.write_text(json.dumps({k: v for k, v in STRONG.items() if k != "roc_auc"}))
     with pytest.raises(ValueError, match=r"partial.json.*missing.*roc_auc"):
         collect_metrics([partial])
+    unweighted = tmp_path / "unweighted.json"          # written before evaluate recorded the weights
+    unweighted.write_text(json.dumps({k: v for k, v in STRONG.items() if k != "weights"}))
+    with pytest.raises(ValueError, match=r"unweighted.json: missing metrics keys \['weights'\]"):
+        collect_metrics([unweighted])
 
     listed = tmp_path / "list.json"
     listed.write_text("[1, 2]")

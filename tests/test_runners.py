@@ -151,6 +151,32 @@ def test_detector_training_only_when_a_source_needs_it(graphs):
         assert smk[frozenset({weights, "metrics/face_detector.json"})]["params_yaml"] == ["face_detectors.yolo"]
 
 
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def rerun_by_edit(jobs: dict[frozenset, dict], key: str) -> set[str]:
+    """Stages an edit of params key ``key`` reruns: those reading it, then every stage downstream
+    (a data dep equal to, inside, or holding another rerun stage's output)."""
+    hit = {outs for outs, job in jobs.items()
+           if any(_within(key.replace(".", "/"), k.replace(".", "/")) for k in job["params"])}
+    while True:
+        more = {outs for outs, job in jobs.items() if outs not in hit and any(
+            _within(d, o) or _within(o, d) for d in job["data"] for h in hit for o in h)}
+        if not more:
+            return {jobs[outs]["name"] for outs in hit}
+        hit |= more
+
+
+def test_editing_one_variant_reruns_its_train_the_one_evaluate_and_the_report(graphs):
+    _, _, dvc, _ = graphs
+    names = {job["name"] for job in dvc.values()}
+    assert "evaluate" in names and not any(n.startswith("evaluate@") for n in names)
+    assert rerun_by_edit(dvc, "variants.custom_cnn.train.optimizer.lr") == {"train@custom_cnn", "evaluate", "report"}
+    assert rerun_by_edit(dvc, "variants.resnet18_scratch.model") == {"train@resnet18_scratch", "evaluate", "report"}
+    assert rerun_by_edit(dvc, "evaluate.bootstrap") == {"evaluate", "report"}
+
+
 def test_snakemake_lint_is_clean_but_for_conda(repo):
     """The only lints left ask for a conda env per rule, which the Snakefile explains it omits."""
     out = subprocess.run([str(BIN / "snakemake"), "--lint"], cwd=repo, env=_env(), capture_output=True, text=True)

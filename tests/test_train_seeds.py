@@ -18,14 +18,14 @@ from tests.conftest import write_params
 SPLITS = [("train", 32), ("val", 16), ("test_dev", 24), ("test_challenge", 12)]
 
 
-def _prepared(root):
+def _prepared(root, size=16):
     rng = np.random.default_rng(0)
     n = sum(k for _, k in SPLITS)
     labels = np.arange(n) % 2
-    images = rng.integers(0, 120, (n, 16, 16, 3), dtype=np.uint8)
+    images = rng.integers(0, 120, (n, size, size, 3), dtype=np.uint8)
     images[labels == 1, :, :, 0] += 100           # learnable: fakes are redder
     split = np.concatenate([[name] * k for name, k in SPLITS])
-    root.mkdir()
+    root.mkdir(parents=True)
     np.save(root / "images.npy", images)
     pd.DataFrame({"face_id": [f"f{i:03d}" for i in range(n)], "path": [f"x/{i}.png" for i in range(n)],
                   "label": labels, "source": "demo_openforensics", "generator": "",
@@ -34,11 +34,14 @@ def _prepared(root):
     return root
 
 
-def _params(tmp_path, params_dict, seeds, name="params.yaml", test_sets=("test_dev",)):
+TINY = {"model": {"builder": "custom_cnn", "kwargs": {"widths": [4, 8], "hidden": 16}}, "prepared_size": 16}
+
+
+def _params(tmp_path, params_dict, seeds, name="params.yaml", test_sets=("test_dev",), variants=("cnn_a", "cnn_b")):
     params_dict["train"].update({"epochs": 1, "batch_size": 8, "seeds": seeds})
-    tiny = {"model": {"builder": "custom_cnn", "kwargs": {"widths": [4, 8], "hidden": 16}}, "prepared_size": 16}
     params_dict["prepare"] = {"sizes": [16]}
-    params_dict["variants"] = {"cnn_a": tiny, "cnn_b": {**tiny, "train": {"optimizer": {"lr": 0.003}}}}
+    every = {"cnn_a": TINY, "cnn_b": {**TINY, "train": {"optimizer": {"lr": 0.003}}}}
+    params_dict["variants"] = {v: every[v] for v in variants}
     params_dict["evaluate"]["test_sets"] = {t: {"dataset": "demo_openforensics", "split": t} for t in test_sets}
     params_dict["evaluate"]["bootstrap"] = {"resamples": 60, "seed": 3}
     return write_params(tmp_path / name, params_dict)
@@ -46,21 +49,18 @@ def _params(tmp_path, params_dict, seeds, name="params.yaml", test_sets=("test_d
 
 def _train(params, prepared, out, variant, *extra):
     train_stage.main(["--params", str(params), "--variant", variant, "--prepared", str(prepared),
-                      "--model", str(out / variant / "model.pt"),
+                      "--model", str(out / variant / "model.pt"), "--last", str(out / variant / "last.pt"),
                       "--val-scores", str(out / variant / "val_scores.csv"),
                       "--seed-models", str(out / variant / "seeds"),
                       "--metrics", str(out / "train" / f"{variant}.json"),
                       "--live", str(out / "dvclive" / variant), "--device", "cpu", *extra])
 
 
-def _evaluate(params, prepared, out, variant):
-    evaluate_stage.main(["--params", str(params), "--variant", variant,
-                         "--prepared", str(prepared), "--model", str(out / variant / "model.pt"),
-                         "--val-scores", str(out / variant / "val_scores.csv"),
-                         "--seed-models", str(out / variant / "seeds"),
-                         "--metrics-dir", str(out / "eval" / variant),
-                         "--scores-dir", str(out / "scores" / variant),
-                         "--roc-dir", str(out / "roc" / variant), "--device", "cpu"])
+def _evaluate(params, prepared_root, out):
+    """The evaluate stage over every variant of ``params``: models under ``out``, results in out/eval, ..."""
+    evaluate_stage.main(["--params", str(params), "--models-root", str(out), "--prepared-root", str(prepared_root),
+                         "--metrics-dir", str(out / "eval"), "--scores-dir", str(out / "scores"),
+                         "--roc-dir", str(out / "roc"), "--device", "cpu"])
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +73,18 @@ def two_seeds(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("seeds")
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    prepared = _prepared(tmp / "prepared")
-    one = _params(tmp, copy.deepcopy(raw), [3], "one.yaml")
+    prepared = _prepared(tmp / "prepared" / "16")
+    one = _params(tmp, copy.deepcopy(raw), [3], "one.yaml", variants=("cnn_a",))
     two = _params(tmp, copy.deepcopy(raw), [3, 5], "two.yaml", ("test_dev", "test_challenge"))
     (tmp / "two" / "eval" / "cnn_a").mkdir(parents=True)
     (tmp / "two" / "eval" / "cnn_a" / "removed_test_set.json").write_text("{}")   # stale: must go
+    (tmp / "two" / "eval" / "removed_variant").mkdir(parents=True)
+    (tmp / "two" / "eval" / "removed_variant" / "test_dev.json").write_text("{}")  # stale: must go
     _train(one, prepared, tmp / "one", "cnn_a")
     for variant in ("cnn_a", "cnn_b"):
         _train(two, prepared, tmp / "two", variant)
-        _evaluate(two, prepared, tmp / "two", variant)
-    _evaluate(one, prepared, tmp / "one", "cnn_a")
+    _evaluate(two, tmp / "prepared", tmp / "two")
+    _evaluate(one, tmp / "prepared", tmp / "one")
     report_stage.main(["--params", str(two), "--metrics-root", str(tmp / "two" / "eval"),
                        "--scores-root", str(tmp / "two" / "scores"), "--out", str(tmp / "leaderboard.md")])
     return tmp
@@ -125,11 +127,14 @@ def test_evaluate_writes_intervals_groups_and_seed_spread(two_seeds):
 
 
 def test_one_evaluate_run_writes_every_test_set_and_nothing_else(two_seeds):
-    for root, sets in (("one", ["test_dev"]), ("two", ["test_challenge", "test_dev"])):
+    for root, sets, variants in (("one", ["test_dev"], ["cnn_a"]),
+                                 ("two", ["test_challenge", "test_dev"], ["cnn_a", "cnn_b"])):
         folders = {"eval": ".json", "scores": "_scores.csv", "roc": ".csv"}
         for folder, suffix in folders.items():
-            assert sorted(p.name for p in (two_seeds / root / folder / "cnn_a").iterdir()) == \
-                sorted(f"{t}{suffix}" for t in sets), (root, folder)
+            assert sorted(p.name for p in (two_seeds / root / folder).iterdir()) == variants, (root, folder)
+            for variant in variants:
+                assert sorted(p.name for p in (two_seeds / root / folder / variant).iterdir()) == \
+                    sorted(f"{t}{suffix}" for t in sets), (root, folder, variant)
     two = two_seeds / "two"
     for name, n in (("test_dev", 24), ("test_challenge", 12)):
         metrics = json.loads((two / "eval" / "cnn_a" / f"{name}.json").read_text())

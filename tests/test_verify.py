@@ -152,3 +152,36 @@ def test_no_committed_lock_is_a_one_line_error(tmp_path, repo):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     with pytest.raises(SystemExit, match="no dvc.lock committed at HEAD"):
         V.verify(tmp_path, "HEAD", tmp_path / "params.yaml")
+
+
+def _one_evaluate_lock() -> dict:
+    """dvc.lock with one ``evaluate`` stage for every variant (folder outs hold <variant>/<test_set>)."""
+    lock = _lock("s1")
+    del lock["stages"]["evaluate@v"]
+    lock["stages"]["evaluate"] = {"cmd": "z", "outs": [
+        {"path": p, "hash": "md5", "md5": f"{i}.dir", "size": 9, "nfiles": 2}
+        for i, p in enumerate(("data/eval", "metrics/eval", "metrics/roc"))]}
+    return lock
+
+
+def test_one_evaluate_stage_for_every_variant_compares_each_variants_files(committed):
+    (committed / "dvc.lock").write_text(yaml.safe_dump(_one_evaluate_lock()))
+    stages = {"faces@demo", "split", "evaluate"}
+    # the committed lock still has evaluate@v (the old layout): the new stage's files are compared anyway
+    _write(committed, "metrics/eval/v/t.json", {"roc_auc": 0.7, "tp": 10, "n": 50})
+    bad = [(r.file, r.key) for r in V.verify(committed, "HEAD", committed / "params.yaml", stages) if not r.ok]
+    assert bad == [("metrics/eval/v/t.json", "roc_auc")]
+    assert V.metric_files(_one_evaluate_lock(), lambda folder: V.workspace_files(committed, folder)) == {
+        "metrics/faces/demo.json": "faces", "metrics/split.json": "split", "metrics/eval/v/t.json": "evaluate"}
+    # committed in the new layout: a removed variant's file and a new variant's file are both failures
+    _write(committed, "metrics/eval/v/t.json", {"roc_auc": 0.8, "tp": 10, "n": 50})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["commit", "-qam", "one evaluate stage"], cwd=committed, check=True)
+    assert all(r.ok for r in V.verify(committed, "HEAD", committed / "params.yaml", stages))
+    shutil.rmtree(committed / "metrics/eval/v")
+    (committed / "metrics/eval/w").mkdir()
+    _write(committed, "metrics/eval/w/t.json", {"roc_auc": 0.8})
+    bad = {(r.file, r.committed, r.fresh) for r in V.verify(committed, "HEAD", committed / "params.yaml", stages)
+           if not r.ok}
+    assert bad == {("metrics/eval/v/t.json", "committed", "<missing>"),
+                   ("metrics/eval/w/t.json", "<missing>", "produced")}

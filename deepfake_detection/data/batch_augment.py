@@ -54,7 +54,7 @@ from kornia.augmentation.auto.autoaugment.autoaugment import imagenet_policy
 from torch import nn
 from torchvision.transforms import v2
 
-from .transforms import NORMALIZE
+from .transforms import NORMALIZE, eval_resize
 
 
 def batch_seed(seed: int, epoch: int, step: int) -> int:
@@ -527,12 +527,15 @@ class TrainAugment:
 
 
 class EvalAugment:
-    """Deterministic: resize, centre crop, normalise (the eval side of ``transforms.eval_transform``)."""
+    """Deterministic: resize, centre crop, normalise (the eval side of ``transforms.eval_transform``).
+
+    The resize side is ``aug.eval_resize`` when set, else ``aug.resize`` (as training's).
+    """
 
     def __init__(self, aug, normalize: str = "half"):
         if normalize not in NORMALIZE:
             raise ValueError(f"normalize {normalize!r} is not one of {sorted(NORMALIZE)}")
-        self.resize, self.crop, self.normalize = aug.resize, aug.crop, normalize
+        self.resize, self.crop, self.normalize = eval_resize(aug), aug.crop, normalize
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != torch.uint8 or x.ndim != 4:

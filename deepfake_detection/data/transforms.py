@@ -25,10 +25,15 @@ def to_float_batch(x: torch.Tensor, normalize: str) -> torch.Tensor:
     return (x.float().div_(255.0) - mean_t) / std_t
 
 
+def eval_resize(aug) -> int:
+    """The side eval resizes to before its centre crop: ``eval_resize``, else training's ``resize``."""
+    return aug.eval_resize or aug.resize
+
+
 def eval_transform(aug) -> v2.Compose:
     ops: list = []
-    if aug.resize:
-        ops.append(v2.Resize(aug.resize, antialias=True))
+    if eval_resize(aug):
+        ops.append(v2.Resize(eval_resize(aug), antialias=True))
     if aug.crop:
         ops.append(v2.CenterCrop(aug.crop))
     return v2.Compose(ops) if ops else v2.Identity()

@@ -7,7 +7,9 @@ changed numbers.
 Every ranked number carries its 95% group-bootstrap interval, and each test set's variants are
 compared pairwise by a paired group bootstrap of the ROC-AUC difference on the same faces
 (:func:`paired_comparisons`, from the per-face scores files): the ``vs best`` column says
-whether a variant is distinguishable from the top one, so noise is not read as a ranking.
+whether a variant is distinguishable from the top one, so noise is not read as a ranking. Every
+row says which weights the run started from (``weights``: ``imagenet`` or ``scratch``, as the
+model file records it), so a transfer variant that fell back to scratch is never read as transfer.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pandas as pd
 from deepfake_detection.evaluation.bootstrap import CI_KEYS, CI_METRICS, paired_auc_test
 from deepfake_detection.evaluation.metrics import METRIC_KEYS
 
-ROW_KEYS = ("variant", "test_set", *METRIC_KEYS, *CI_KEYS)
+ROW_KEYS = ("variant", "test_set", "weights", *METRIC_KEYS, *CI_KEYS)
 TABLE_COLUMNS = ("n", "n_groups", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
                  "eer", "log_loss", "threshold")
 SCORE_COLUMNS = ("face_id", "group", "label", "score")
@@ -186,7 +188,7 @@ def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None,
                          pairs: list[dict] | None = None) -> str:
     """Markdown: one table per test set (sorted by name), variants by ROC-AUC descending.
 
-    Variants whose ROC-AUC is None (one class in the test set) come last; ties are broken by
+    Each row names the weights its run started from (the metrics' ``weights``). Variants whose ROC-AUC is None (one class in the test set) come last; ties are broken by
     variant name. Accuracy, f1, roc_auc and eer show their 95% group-bootstrap interval in
     brackets. ``pairs`` (from :func:`paired_comparisons`) add a ``vs best`` column and a table of
     every paired ROC-AUC difference under each test set. Rows of variants trained under several
@@ -206,7 +208,8 @@ def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None,
         "data; accuracy, precision, recall and f1 call a face fake when `score >= threshold`. "
         "`n/a`: undefined (one class only in the test set). In brackets: 95% percentile "
         "intervals from a bootstrap that resamples whole groups (scenes, videos, identities; "
-        "`n_groups` of them), since faces of one group are not independent.",
+        "`n_groups` of them), since faces of one group are not independent. `weights`: the run "
+        "started from ImageNet weights (`imagenet`) or from a random initialisation (`scratch`).",
     ]
     if pairs is not None:
         lines += ["", "`vs best`: a paired group bootstrap of the ROC-AUC difference from the top "
@@ -218,12 +221,12 @@ def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None,
         columns = list(TABLE_COLUMNS) + (["vs best"] if pairs is not None else [])
         body = []
         for r in chosen:
-            cells = [_cell(str(r["variant"]))] + [_with_ci(r, c) for c in TABLE_COLUMNS]
+            cells = [_cell(str(r["variant"])), _fmt(r.get("weights"))] + [_with_ci(r, c) for c in TABLE_COLUMNS]
             if pairs is not None:
                 cells.append(_vs_best(test_set, str(r["variant"]), str(chosen[0]["variant"]), by_pair))
             body.append(cells)
         lines += ["", f"## Test set `{test_set}`", ""]
-        lines += _table(["variant", *columns], body, numeric_from=1)
+        lines += _table(["variant", "weights", *columns], body, numeric_from=2)
         here = [p for p in pairs or [] if p["test_set"] == test_set]
         if here:
             lines += ["", "Paired ROC-AUC differences (same faces, same resampled groups):", ""]

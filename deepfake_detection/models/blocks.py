@@ -1,5 +1,7 @@
-"""Attention blocks for classifier builders: CBAM (seed 000, used by ``resnet18(cbam=True)``) and
-squeeze-excitation (for seed 004's hybrid ResNet-34 discriminator, not built yet)."""
+"""Blocks for classifier builders: CBAM (seed 000, used by ``resnet18(cbam=True)``),
+squeeze-excitation (for seed 004's hybrid ResNet-34 discriminator, not built yet), and
+backbone + head modules whose named parts can be frozen (seed 002's frozen ResNet-50).
+"""
 
 from __future__ import annotations
 
@@ -54,3 +56,40 @@ class SqueezeExcitation(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.fc(x.mean(dim=(2, 3)))
         return x * w[:, :, None, None]
+
+
+class PartlyFrozen(nn.Module):
+    """A module some of whose submodules (dotted paths) never train, as Keras ``trainable=False``.
+
+    :meth:`freeze` (called by ``registry.create_model`` with the builder's declared ``frozen``
+    paths) turns off their gradients; :meth:`train` keeps them in eval mode, so their BatchNorm
+    layers normalise with the running statistics and never update them, as Keras runs a
+    non-trainable BatchNorm in inference mode.
+    """
+
+    frozen: tuple[str, ...] = ()
+
+    def freeze(self, paths: tuple[str, ...]) -> "PartlyFrozen":
+        for path in paths:
+            self.get_submodule(path).requires_grad_(False)
+        self.frozen = tuple(paths)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "PartlyFrozen":
+        super().train(mode)
+        for path in self.frozen:
+            self.get_submodule(path).eval()
+        return self
+
+
+class BackboneHead(PartlyFrozen):
+    """``head(pool(backbone(x)))``: a feature extractor, an optional pooling, a new classifier head."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, pool: nn.Module | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.pool = pool if pool is not None else nn.Identity()
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.backbone(x)))

@@ -1,4 +1,5 @@
-# train@<variant> -> evaluate@<variant> (every test set) -> report (see dvc.yaml for the same stages).
+# train@<variant> -> evaluate (every variant, every test set, one process) -> report (see dvc.yaml
+# for the same stages).
 # Code inputs are each stage's import closure (deepfake_detection.stagedeps), file by file.
 
 
@@ -8,6 +9,7 @@ rule train:
         prepared_dir,
     output:
         "data/models/{variant}/model.pt",
+        "data/models/{variant}/last.pt",
         "data/models/{variant}/val_scores.csv",
         directory("data/models/{variant}/seeds"),
         "metrics/train/{variant}.json",
@@ -21,7 +23,7 @@ rule train:
         prepared=prepared_dir,
     shell:
         "python stages/train.py --variant {wildcards.variant} --prepared {params.prepared}"
-        " --model data/models/{wildcards.variant}/model.pt"
+        " --model data/models/{wildcards.variant}/model.pt --last data/models/{wildcards.variant}/last.pt"
         " --val-scores data/models/{wildcards.variant}/val_scores.csv"
         " --seed-models data/models/{wildcards.variant}/seeds"
         " --metrics metrics/train/{wildcards.variant}.json"
@@ -30,37 +32,33 @@ rule train:
         " --checkpoint data/checkpoints/{wildcards.variant}/last.pt 2> {log}"
 
 
+# One job for every variant and test set (each process pays torch's imports once).
 rule evaluate:
     input:
         code_deps("evaluate"),
-        prepared_dir,
-        "data/models/{variant}/model.pt",
-        "data/models/{variant}/val_scores.csv",
-        "data/models/{variant}/seeds",
+        expand("data/prepared/{size}", size=config["prepare"]["sizes"]),
+        expand("data/models/{variant}/model.pt", variant=VARIANTS),
+        expand("data/models/{variant}/val_scores.csv", variant=VARIANTS),
+        expand("data/models/{variant}/seeds", variant=VARIANTS),
     output:
-        directory("data/eval/{variant}"),
-        directory("metrics/eval/{variant}"),
-        directory("metrics/roc/{variant}"),
+        directory("data/eval"),
+        directory("metrics/eval"),
+        directory("metrics/roc"),
     log:
-        "logs/evaluate/{variant}.log",
+        "logs/evaluate.log",
     params:
-        params_yaml=read_keys("train", "variants.{variant}", "evaluate.batch_size",
-                              "evaluate.bootstrap", "evaluate.test_sets", "compute"),
-        prepared=prepared_dir,
+        params_yaml=read_keys("train", "variants", "evaluate.batch_size", "evaluate.bootstrap",
+                              "evaluate.test_sets", "compute"),
     shell:
-        "python stages/evaluate.py --variant {wildcards.variant} --prepared {params.prepared}"
-        " --model data/models/{wildcards.variant}/model.pt"
-        " --val-scores data/models/{wildcards.variant}/val_scores.csv"
-        " --seed-models data/models/{wildcards.variant}/seeds"
-        " --metrics-dir metrics/eval/{wildcards.variant} --scores-dir data/eval/{wildcards.variant}"
-        " --roc-dir metrics/roc/{wildcards.variant} 2> {log}"
+        "python stages/evaluate.py --models-root data/models --prepared-root data/prepared"
+        " --metrics-dir metrics/eval --scores-dir data/eval --roc-dir metrics/roc 2> {log}"
 
 
 rule report:
     input:
         code_deps("report"),
-        expand("metrics/eval/{variant}", variant=VARIANTS),
-        expand("data/eval/{variant}", variant=VARIANTS),
+        "metrics/eval",
+        "data/eval",
     output:
         "metrics/leaderboard.md",
     log:
