@@ -64,12 +64,15 @@ def test_sorted_by_roc_auc_none_last_one_table_per_test_set():
 def test_published_section_and_determinism():
     md = leaderboard_markdown([WEAK, STRONG], PUBLISHED)
     assert f"## {PUBLISHED_TITLE}" in md
-    assert ("| variant | report | dataset | test_set | accuracy | f1 | roc_auc | fid |"
+    assert ("| variant | report | dataset | test_set | weights (ours) | accuracy | f1 | roc_auc | fid |"
             in md)
     rows = _table_rows(md, PUBLISHED_TITLE)
+    # published / ours: `strong` ran on a test set named `test` (accuracy, f1, roc_auc all 1.0);
+    # no run of `gan`, and we compute no fid for a classifier row: `-`
     assert rows == [
-        "| gan | 002 | deepfakeface | test |  |  |  | 207.9500 |",
-        "| strong | 000 V1 | deepfake_and_real_images | test | 0.8504 | 0.8358 | 0.9460 |  |",
+        "| gan | 002 | deepfakeface | test | - |  |  |  | 207.9500 / - |",
+        "| strong | 000 V1 | deepfake_and_real_images | test | scratch | 0.8504 / 1.0000 | 0.8358 / 1.0000 "
+        "| 0.9460 / 1.0000 |  |",
     ]
     assert md == leaderboard_markdown([STRONG, WEAK], PUBLISHED[::-1])
     assert md.endswith("\n") and not md.endswith("\n\n")
@@ -87,7 +90,19 @@ def test_every_row_says_which_weights_its_run_started_from():
     # the published numbers stay apart, marked as the reports' own full-data GPU figures
     assert PUBLISHED_TITLE == "Published numbers (the reports' own, full data, GPU)"
     assert md.split(PUBLISHED_TITLE, 1)[1].splitlines()[4] == \
-        "| variant | report | dataset | test_set | accuracy | f1 | roc_auc | fid |"
+        "| variant | report | dataset | test_set | weights (ours) | accuracy | f1 | roc_auc | fid |"
+
+
+def test_published_numbers_sit_beside_ours_only_on_a_test_set_of_the_same_name():
+    published = [{"variant": "weak", "report": "003", "dataset": "openforensics", "test_set": "test_challenge",
+                  "metrics": {"accuracy": 0.8278, "recall": 0.8014}},
+                 {"variant": "weak", "report": "003", "dataset": "openforensics", "test_set": "test_dev",
+                  "metrics": {"accuracy": 0.9716}}]
+    md = leaderboard_markdown([WEAK, dict(OTHER, weights="imagenet")], published)
+    # OTHER is `weak` on test_challenge: accuracy at 0.5 is 2/4, recall 1/2; no test_dev run
+    assert _table_rows(md, PUBLISHED_TITLE) == [
+        "| weak | 003 | openforensics | test_challenge | imagenet | 0.8278 / 0.5000 | 0.8014 / 0.5000 |",
+        "| weak | 003 | openforensics | test_dev | - | 0.9716 / - |  |"]
 
 
 def test_collect_metrics_reads_and_names_bad_files(tmp_path):
@@ -118,6 +133,15 @@ def test_collect_metrics_reads_and_names_bad_files(tmp_path):
 
 def _scores(y, s, groups=("g1", "g1", "g2", "g2")):
     return pd.DataFrame({"face_id": ["a", "b", "c", "d"], "group": list(groups), "label": y, "score": s})
+
+
+def test_paired_comparisons_pit_the_best_against_each_other_variant_only():
+    third = _row("third", "test", Y, [0.5, 0.6, 0.4, 0.7])          # roc_auc 0.5: ranks last
+    scores = {"weak": _scores(Y, [0.1, 0.6, 0.4, 0.8]), "strong": _scores(Y, [0.1, 0.2, 0.7, 0.9]),
+              "third": _scores(Y, [0.5, 0.6, 0.4, 0.7])}
+    pairs = paired_comparisons([third, WEAK, STRONG], lambda v, t: scores[v], resamples=20, seed=0)
+    assert [(p["a"], p["b"]) for p in pairs] == [("strong", "weak"), ("strong", "third")]   # no weak vs third
+    assert [p["diff"] for p in pairs] == [0.25, 0.5]
 
 
 def test_paired_comparisons_follow_the_ranking_and_mark_vs_best():

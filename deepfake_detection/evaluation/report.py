@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from itertools import combinations
 from typing import Callable, Iterable
 
 import pandas as pd
@@ -122,22 +121,24 @@ def _aligned(a: pd.DataFrame, b: pd.DataFrame, where: str) -> pd.DataFrame:
 
 def paired_comparisons(rows: list[dict], scores: Callable[[str, str], pd.DataFrame],
                        resamples: int, seed: int) -> list[dict]:
-    """Paired group-bootstrap ROC-AUC tests between every two variants of each test set.
+    """Paired group-bootstrap ROC-AUC tests of the top variant against every other, per test set.
 
-    ``scores(variant, test_set)`` returns that variant's per-face scores. Within a test set the
-    variants are taken in leaderboard order, so ``a`` ranks above ``b`` and ``diff`` =
-    ROC-AUC(a) - ROC-AUC(b) is normally >= 0. Returns dicts with :data:`PAIR_KEYS`.
+    ``scores(variant, test_set)`` returns that variant's per-face scores. ``a`` is the test set's
+    top variant in leaderboard order and ``b`` each of the others (in that order), so ``diff`` =
+    ROC-AUC(a) - ROC-AUC(b) is normally >= 0. Only these K-1 pairs feed the ``vs best`` column;
+    all K(K-1)/2 pairs of fifteen variants would be 105 bootstraps per test set that the
+    leaderboard does not show. Returns dicts with :data:`PAIR_KEYS`.
     """
     out = []
     for test_set in sorted({str(r["test_set"]) for r in rows}):
-        ranked = [str(r["variant"]) for r in sorted(
+        best, *others = [str(r["variant"]) for r in sorted(
             (r for r in rows if str(r["test_set"]) == test_set), key=_auc_order)]
-        for a, b in combinations(ranked, 2):
-            both = _aligned(scores(a, test_set), scores(b, test_set), f"{test_set}: {a} vs {b}")
+        for b in others:
+            both = _aligned(scores(best, test_set), scores(b, test_set), f"{test_set}: {best} vs {b}")
             test = paired_auc_test(both["label_a"].to_numpy(), both["score_a"].to_numpy(),
                                    both["score_b"].to_numpy(), both["group_a"].to_numpy(),
                                    resamples, seed)
-            out.append({"test_set": test_set, "a": a, "b": b,
+            out.append({"test_set": test_set, "a": best, "b": b,
                         **{k: test[k] for k in PAIR_KEYS[3:]}})
     return out
 
@@ -184,6 +185,43 @@ def _seed_section(rows: list[dict]) -> list[str]:
             ""] + _table(header, body, numeric_from=2)
 
 
+def _ours(rows: list[dict], variant: str, test_set: str) -> dict | None:
+    """Our metrics row of ``variant`` on the test set named ``test_set``, if it ran there."""
+    return next((r for r in rows if str(r["variant"]) == variant and str(r["test_set"]) == test_set), None)
+
+
+def _published_section(rows: list[dict], published: list[dict]) -> list[str]:
+    """The reports' numbers, each beside ours for the same variant and test-set name.
+
+    A cell reads ``published / ours``; ``ours`` is ``-`` when this run has no test set of that
+    name (the demo's test sets are not the reports'), and the ``weights`` column says whether our
+    run started from ImageNet weights, as the report's did, or from scratch.
+    """
+    names = {k for p in published for k in _published_metrics(p)}
+    columns = [k for k in _PUBLISHED_ORDER if k in names]
+    columns += sorted(names - set(columns))
+    entries = sorted(published, key=lambda p: tuple(str(p.get(k, "")) for k in
+                                                     ("variant", "test_set", "report", "dataset")))
+    body = []
+    for p in entries:
+        values = _published_metrics(p)
+        ours = _ours(rows, str(p.get("variant", "")), str(p.get("test_set", "")))
+        cells = []
+        for c in columns:
+            if c not in values:
+                cells.append("")
+            else:
+                cells.append(f"{_fmt(values[c])} / {_fmt(ours.get(c)) if ours and c in ours else '-'}")
+        weights = _fmt(ours.get("weights")) if ours else "-"
+        body.append([_cell(str(p.get(k, ""))) for k in _PUBLISHED_ID] + [weights] + cells)
+    return ["", f"## {PUBLISHED_TITLE}", "",
+            "Anchors to compare against when running on the full data with a GPU; the demo data "
+            "cannot reproduce them. Each cell: published / ours (this run, same variant, same test-set "
+            "name; `-`: this run has no such test set). `weights`: what our run started from. Blank: "
+            "not reported.", ""] + _table([*_PUBLISHED_ID, "weights (ours)", *columns], body,
+                                          numeric_from=len(_PUBLISHED_ID) + 1)
+
+
 def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None,
                          pairs: list[dict] | None = None) -> str:
     """Markdown: one table per test set (sorted by name), variants by ROC-AUC descending.
@@ -194,8 +232,8 @@ def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None,
     every paired ROC-AUC difference under each test set. Rows of variants trained under several
     seeds add a spread table. ``published`` entries (``variant``, ``report``, ``dataset``,
     ``test_set`` and either a ``metrics`` mapping or flat metric keys) follow in a separate
-    table, sorted by variant, test set, report and dataset; a blank cell there means "not
-    reported".
+    table, sorted by variant, test set, report and dataset, each number beside ours for the same
+    variant and test-set name (:func:`_published_section`); a blank cell means "not reported".
     """
     for i, row in enumerate(rows):
         for key in ("variant", "test_set"):
@@ -236,19 +274,5 @@ def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None,
     lines += _seed_section(rows)
 
     if published:
-        names = {k for p in published for k in _published_metrics(p)}
-        columns = [k for k in _PUBLISHED_ORDER if k in names]
-        columns += sorted(names - set(columns))
-        entries = sorted(published, key=lambda p: tuple(str(p.get(k, "")) for k in
-                                                         ("variant", "test_set", "report",
-                                                          "dataset")))
-        body = []
-        for p in entries:
-            values = _published_metrics(p)
-            body.append([_cell(str(p.get(k, ""))) for k in _PUBLISHED_ID]
-                        + [_fmt(values[c]) if c in values else "" for c in columns])
-        lines += ["", f"## {PUBLISHED_TITLE}", "",
-                  "Anchors to compare against when running on the full data; the demo data "
-                  "cannot reproduce them. Blank: not reported.", ""]
-        lines += _table([*_PUBLISHED_ID, *columns], body, numeric_from=len(_PUBLISHED_ID))
+        lines += _published_section(rows, published)
     return "\n".join(lines) + "\n"
