@@ -133,6 +133,30 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def apply_deltas(raw: dict, deltas: dict, where: str = "") -> dict:
+    """``raw`` with each dotted key of ``deltas`` set to its value; neither input is modified.
+
+    ``{"train.augment.crop": 224}`` sets ``raw["train"]["augment"]["crop"]``, creating missing
+    (or empty) intermediate mappings; the value replaces the old one whole, a mapping included
+    (unlike :func:`deep_merge`), so a delta says exactly what the key becomes. ``where`` prefixes
+    the key in errors (``variants.<v>.paper``).
+    """
+    out = copy.deepcopy(raw)
+    for dotted, value in (deltas or {}).items():
+        key = f"{where}.{dotted}" if where else str(dotted)
+        parts = dotted.split(".") if isinstance(dotted, str) else []
+        check(bool(parts) and all(parts), key, "write a dotted key of names, e.g. train.epochs")
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            check(isinstance(node[part], dict), key,
+                  f"{'.'.join(parts[:depth + 1])} is {node[part]!r}, not a mapping, so it has no key {parts[depth + 1]!r}")
+            node = node[part]
+        node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
 def check(cond: bool, where: str, message: str) -> None:
     """Raise ParamsError(``where: message``) unless ``cond``."""
     if not cond:
@@ -415,6 +439,9 @@ class VariantParams:
     train: dict[str, Any] = field(default_factory=dict)   # overrides merged over ``train``
     published: list[PublishedResult] = field(default_factory=list)
     description: str = ""
+    # Dotted keys of this variant (prepared_size, train.epochs, model.pretrained, ...) -> the
+    # report's value wherever the demo scale differs; presets apply them (deepfake_detection.presets).
+    paper: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -582,6 +609,22 @@ class Params:
         check(not unused, "prepare.sizes",
               f"remove {unused}: no variant sets that prepared_size (used: {sorted(by_size)})")
 
+    def _validate_paper_deltas(self) -> None:
+        """Each ``variants.<v>.paper`` key names a real key of the variant, and with all the
+        deltas applied the variant and its merged train config still validate. (Deltas are
+        checked together: one alone may clash with a demo value, e.g. crop 224 > eval_resize 48.)"""
+        defaults = dataclasses.asdict(self.train)
+        for name, variant in self.variants.items():
+            raw = dataclasses.asdict(variant)
+            del raw["paper"]
+            where = f"variants.{name}.paper"
+            applied = apply_deltas(raw, variant.paper, where)   # checks the keys' syntax
+            for key in variant.paper:
+                check(key.split(".")[0] != "paper", f"{where}.{key}",
+                      "a paper delta sets the variant's own keys, not paper itself")
+                _check_key_names(VariantParams, key.split("."), f"{where}.{key}")
+            _check_variant(applied, defaults, f"variants.{name}", variant.paper)
+
     def validate(self, where: str) -> None:
         for name in self.enabled_sources:
             check(name in self.sources, "enabled_sources",
@@ -602,6 +645,7 @@ class Params:
             for ds in self.variant_train(vname).datasets:   # validates the merged training config
                 check(ds in datasets, f"variants.{vname}.train.datasets",
                       f"{ds!r} is not provided by any enabled source (available: {sorted(datasets)})")
+        self._validate_paper_deltas()
 
     def source_options(self, name: str):
         """The typed ``options`` of source ``name`` (validated by its download kind)."""
@@ -626,6 +670,45 @@ class Params:
         return from_dict(TrainParams, merged, f"variants.{name}.train")
 
 
+def _check_key_names(tp: Any, parts: list[str], where: str) -> None:
+    """ParamsError naming ``where`` unless the dotted ``parts`` name a key below dataclass ``tp``.
+
+    A variant's ``train`` (raw overrides) is checked against :class:`TrainParams`; keys below a
+    mapping of free keys (``model.kwargs``) are left to the value check (the builder's arguments).
+    """
+    for depth, part in enumerate(parts):
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            check(part in hints, where, f"{'.'.join(parts[:depth]) or 'a variant'} has no key {part!r}; "
+                                        f"its keys are {sorted(hints)}")
+            tp = TrainParams if (tp is VariantParams and part == "train") else hints[part]
+        elif typing.get_origin(tp) is dict or tp is Any:
+            return
+        else:
+            raise ParamsError(f"{where}: {'.'.join(parts[:depth])} is a value, not a mapping with key {part!r}")
+
+
+def _check_variant(raw: dict, train_defaults: dict, variant_key: str, deltas: dict) -> None:
+    """Unless ``raw`` is a valid variant with a valid merged train config, a ParamsError naming
+    the paper delta the error is about (``<variant_key>.paper.<key>``; just ``.paper`` when the
+    error lies at a key no delta sets) and the error itself."""
+    try:
+        variant = from_dict(VariantParams, raw, variant_key)
+        from_dict(TrainParams, deep_merge(train_defaults, variant.train), f"{variant_key}.train")
+    except ParamsError as exc:
+        at = str(exc).split(":")[0].removeprefix(f"{variant_key}.")
+        key = next((k for k in deltas if k == at or k.startswith(f"{at}.") or at.startswith(f"{k}.")), None)
+        raise ParamsError(f"{variant_key}.paper{'.' + key if key else ''}: with the paper deltas, {exc}") from None
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate a params mapping (what params.yaml holds); ParamsError names the dotted key."""
+    try:
+        return from_dict(Params, raw, "")
+    except ParamsError as exc:
+        raise ParamsError(str(exc).lstrip(".").removeprefix(": ")) from None   # "" is the top level
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``path``; raise ParamsError naming the key on any problem."""
     path = Path(path)
@@ -636,6 +719,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
     try:
-        return from_dict(Params, raw, "")
+        return parse_params(raw)
     except ParamsError as exc:
-        raise ParamsError(f"{path}: {str(exc).lstrip('.')}") from None
+        raise ParamsError(f"{path}: {exc}") from None

@@ -19,6 +19,7 @@ def test_repository_params_load(repo):
 
 
 def test_prepared_sizes_of_two_variants(tmp_path, params_dict):
+    params_dict["variants"] = {k: params_dict["variants"][k] for k in ("resnet18_scratch", "custom_cnn")}
     params_dict["variants"]["resnet18_scratch"]["prepared_size"] = 224
     params_dict["prepare"]["sizes"] = [224, 64]
     p = load_params(write_params(tmp_path / "params.yaml", params_dict))
@@ -120,9 +121,9 @@ def _variant(d, **train):
      "evaluate.test_sets.test_dev.split: name a manifest split (e.g. test)"),
     # prepare.sizes must be exactly the variants' prepared_size values (dvc.yaml's foreach list)
     (lambda d: d["variants"]["custom_cnn"].update(prepared_size=128),
-     "prepare.sizes: add 128: variant(s) ['custom_cnn'] set prepared_size 128 (sizes: [64])"),
-    (lambda d: d["prepare"].update(sizes=[64, 224]),
-     "prepare.sizes: remove [224]: no variant sets that prepared_size (used: [64])"),
+     "prepare.sizes: add 128: variant(s) ['custom_cnn'] set prepared_size 128 (sizes: [48, 64])"),
+    (lambda d: d["prepare"].update(sizes=[48, 64, 224]),
+     "prepare.sizes: remove [224]: no variant sets that prepared_size (used: [48, 64])"),
     (lambda d: d["prepare"].update(sizes=[64, 64]), "prepare.sizes: lists a size twice: [64, 64]"),
     (lambda d: d["prepare"].update(sizes=[4]), "prepare.sizes: every size must be >= 8, got 4"),
     (lambda d: d["prepare"].update(sizes=[]), "prepare.sizes: list at least one size (the variants' prepared_size)"),

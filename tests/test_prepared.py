@@ -113,7 +113,7 @@ def test_a_size_not_in_prepare_sizes_is_refused(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "stages/prepare.py"), "--params", str(REPO / "params.yaml"),
                           "--manifest", "m.csv", "--size", "96", "--out", "prep"], cwd=tmp_path,
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert (out.returncode, out.stderr) == (1, f"prepare: --size 96 is not in prepare.sizes [64] of "
+    assert (out.returncode, out.stderr) == (1, f"prepare: --size 96 is not in prepare.sizes [48, 64] of "
                                                f"{REPO / 'params.yaml'}; add it there (and set a variant's "
                                                f"prepared_size to it)\n")
 
@@ -152,7 +152,7 @@ def test_cli_check_and_models(repo, capsys, tmp_path):
     assert cli_main(["check", str(repo / "params.yaml")]) == 0
     assert "resnet18_scratch" in capsys.readouterr().out
     bad = tmp_path / "p.yaml"
-    bad.write_text((repo / "params.yaml").read_text().replace("epochs: 6", "epochs: -1"))
+    bad.write_text((repo / "params.yaml").read_text().replace("epochs: 4", "epochs: -1", 1))
     assert cli_main(["check", str(bad)]) == 2
     assert "train.epochs" in capsys.readouterr().err
     assert cli_main(["models"]) == 0

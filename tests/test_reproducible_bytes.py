@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from benchmarks.bench_reproducible import TINY, differing, numpy_dispatch_features, run_in, tree_hashes
+from deepfake_detection.params import load_params
+from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,8 @@ def test_every_output_file_is_byte_identical(runs):
     assert "raw/demo/known_duplicates.csv" in native
     assert "prepared/images.npy" in native
     images = np.load(root / "native/prepared/images.npy")
-    assert images.shape[1:] == (64, 64, 3) and images.std() > 10   # real content, not blanks
+    size = load_params(REPO / "params.yaml").prepare.sizes[0]           # the size the run prepares
+    assert images.shape[1:] == (size, size, 3) and images.std() > 10   # real content, not blanks
     assert sum(p.startswith("faces/demo/images/") for p in native) == len(images)
 
 
