@@ -21,11 +21,11 @@ set_offline_defaults()
 import pandas as pd  # noqa: E402
 
 from deepfake_detection.data.manifest import FACE_COLUMNS, MANIFEST_COLUMNS, check_columns  # noqa: E402
-from deepfake_detection.data.dedup import REPORT_COLUMNS, link_duplicates  # noqa: E402
+from deepfake_detection.data.dedup import REPORT_COLUMNS, link_duplicates, merge_groups  # noqa: E402
 from deepfake_detection.data.known_pairs import FILE_NAME as KNOWN_FILE  # noqa: E402
 from deepfake_detection.data.known_pairs import KNOWN_COLUMNS, link_scores, read_known_faces  # noqa: E402
 from deepfake_detection.data.split import (EXCLUDED, assign_splits, leaking_groups,  # noqa: E402
-                                           resolve_official_conflicts)
+                                           resolve_official_conflicts, same_file_links)
 from deepfake_detection.io import write_csv, write_json  # noqa: E402
 from deepfake_detection.params import load_params  # noqa: E402
 from deepfake_detection.runtime import log  # noqa: E402
@@ -64,6 +64,9 @@ def read_faces(faces_root: Path, sources: list[str]) -> tuple[pd.DataFrame, pd.D
 def guard(faces: pd.DataFrame, known: pd.DataFrame, sp) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Link duplicates, make groups leak-free: (faces, links, excluded faces, metrics)."""
     metrics = {"max_distance": sp.dedup_max_distance, "min_ncc": sp.dedup_min_ncc}
+    n_groups = faces["group"].nunique()
+    faces = merge_groups(faces, same_file_links(faces))   # one source file, one group (any dataset)
+    metrics["groups_joined_by_file"] = n_groups - faces["group"].nunique()
     links = pd.DataFrame(columns=REPORT_COLUMNS)
     if sp.dedup_max_distance >= 0:
         n_groups = faces["group"].nunique()

@@ -127,6 +127,20 @@ def write_seed_models(folder: Path, runs: list[dict]) -> None:
         write_json(tmp / "seeds.json", {"seeds": [run["seed"] for run in runs]})
 
 
+def paper_differences(variant, cfg) -> str:
+    """``key ours (paper theirs); ...`` over the variant's ``paper`` deltas: where this run is not
+    the report's setup (demo scale). Empty for a paper-scale run (a preset clears the deltas)."""
+    view = {**dataclasses.asdict(variant), "train": dataclasses.asdict(cfg)}
+    parts = []
+    for key, theirs in variant.paper.items():
+        ours = view
+        for part in key.split("."):
+            ours = ours[part]
+        ours = list(ours) if isinstance(ours, tuple) else ours
+        parts.append(f"{key} {ours} (paper {theirs})")
+    return "; ".join(parts)
+
+
 def timings(variant_name: str, device, runs: list[dict]) -> dict:
     """Seconds and images/s of every epoch of every seed (machine-dependent: never a metric)."""
     return {"variant": variant_name, "device": str(device),
@@ -211,6 +225,7 @@ def main(argv=None) -> None:
     write_json(args.metrics, {
         "variant": args.variant, "builder": variant.model.builder, "head": head, "normalize": normalize,
         "weights": record["weights"], "weights_sha256": record["weights_sha256"],
+        "scale": "demo" if variant.paper else "paper", "differs_from_paper": paper_differences(variant, cfg),
         "params_m": round(primary["n_params"] / 1e6, 3),
         "trainable_params_m": round(primary["n_trainable"] / 1e6, 3), "epochs": cfg.epochs,
         "best_epoch": primary["result"].best_epoch, "select": cfg.select, **primary["best"],

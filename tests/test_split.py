@@ -106,3 +106,40 @@ def test_leaking_groups_allows_several_held_out_splits_and_ignores_excluded():
     m = pd.DataFrame({"group": ["g1", "g1", "g2", "g2", "g3", "g3", "g4", "g4", "g5"],
                       "split": ["test", "test_dev", "excluded_leak", "test", "train", "test", "train", "val", "val"]})
     assert leaking_groups(m) == ["g3", "g4"]
+
+
+def test_faces_of_one_source_file_share_a_group_across_datasets():
+    from deepfake_detection.data.dedup import merge_groups
+    from deepfake_detection.data.split import same_file_links
+
+    # seed 002: one download read as whole images and as detector crops (groups carry the dataset id)
+    faces = pd.DataFrame({
+        "face_id": ["whole/a", "crop/a", "whole/b", "crop/b", "crop/c"],
+        "group": ["whole:a", "crop:a", "whole:b", "crop:b", "crop:c"],
+        "src_path": ["raw/a.jpg", "raw/a.jpg", "raw/b.jpg", "raw/b.jpg", ""]})
+    links = same_file_links(faces)
+    assert links.values.tolist() == [["whole/a", "crop/a"], ["whole/b", "crop/b"]]
+    merged = merge_groups(faces, links)
+    # each pair takes its smallest group name; a face without a source file keeps its own group
+    assert merged["group"].tolist() == ["crop:a", "crop:a", "crop:b", "crop:b", "crop:c"]
+    assert same_file_links(faces.drop(columns="src_path")).empty
+
+
+def test_split_stage_keeps_a_whole_image_and_its_crop_in_one_split():
+    from deepfake_detection.data.dedup import merge_groups
+    from deepfake_detection.data.split import same_file_links
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(200):
+        label = int(rng.random() < 0.5)
+        for ds in ("deepfakeface", "deepfakeface_faces"):
+            rows.append({"face_id": f"{ds}/{i}", "source": ds, "group": f"{ds}:{i}", "label": label,
+                         "official_split": "", "src_path": f"data/raw/dff/{i}.jpg"})
+    faces = pd.DataFrame(rows)
+    apart = assign_splits(faces, 0.7, 0.15, 0.15, seed=42, keep_official=True)
+    by_file = apart.assign(file=apart["src_path"]).groupby("file")["split"].nunique()
+    assert (by_file > 1).sum() > 0          # grouped by dataset id alone, files are split apart
+    joined = assign_splits(merge_groups(faces, same_file_links(faces)), 0.7, 0.15, 0.15, seed=42,
+                           keep_official=True)
+    assert (joined.groupby("src_path")["split"].nunique() == 1).all()

@@ -2,13 +2,33 @@
 
 Datasets that publish their own splits keep them (OpenForensics, deepfake-and-real-images); a
 dataset with official train/test but no validation split gets one carved out of its train part
-by the same group-aware rule. Everything is a pure function of (faces, params, seed).
+by the same group-aware rule. Faces cut from one source file share a group whatever dataset
+lists them (:func:`same_file_links`: seed 002 reads one DeepFakeFace download as whole images
+and as detector crops). Everything is a pure function of (faces, params, seed).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+
+def same_file_links(faces: pd.DataFrame) -> pd.DataFrame:
+    """Links (``face_id_a``, ``face_id_b``) tying every face to the first face of its ``src_path``.
+
+    Two datasets over one download (the whole image and the face cropped from it) give each face
+    a group of its own dataset; linked here, :func:`~.dedup.merge_groups` puts them in one group,
+    so the whole image can never be tested on while its crop is trained on. Faces without a
+    ``src_path`` column or with an empty one are left alone.
+    """
+    if "src_path" not in faces.columns:
+        return pd.DataFrame(columns=["face_id_a", "face_id_b"])
+    src = faces["src_path"].fillna("").astype(str)
+    ids = faces["face_id"].astype(str)
+    keep = src != ""
+    first = ids[keep].groupby(src[keep], sort=False).transform("first")
+    pairs = pd.DataFrame({"face_id_a": first, "face_id_b": ids[keep]})
+    return pairs[pairs["face_id_a"] != pairs["face_id_b"]].reset_index(drop=True)
 
 
 def stratified_group_split(labels, groups, fractions: dict[str, float], seed: int) -> np.ndarray:
