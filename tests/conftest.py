@@ -32,6 +32,15 @@ def write_params(path: Path, params: dict) -> Path:
     return path
 
 
+def train_on(params: dict, datasets: list[str]) -> dict:
+    """``params`` with every variant trained on ``datasets`` (``train.datasets``; the variants'
+    own ``train.datasets`` overrides, such as keras_cnn4/5's, are dropped)."""
+    params["train"]["datasets"] = list(datasets)
+    for variant in params["variants"].values():
+        (variant.get("train") or {}).pop("datasets", None)
+    return params
+
+
 def enable_trained_yolo(params: dict, source: str = "demo", dataset: str = "demo_deepfake_and_real_images",
                         **train) -> dict:
     """``params`` changed so that ``dataset`` of ``source`` is cropped by the YOLO the pipeline

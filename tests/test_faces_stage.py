@@ -12,7 +12,7 @@ from deepfake_detection.data.manifest import REJECT_REASONS
 from deepfake_detection.faces import crop as crop_module
 from deepfake_detection.io import write_image_rgb
 from stages import faces as faces_stage
-from tests.conftest import write_params
+from tests.conftest import train_on, write_params
 
 
 def _scene(seed):
@@ -64,7 +64,7 @@ def test_faces_stage_keeps_or_rejects_every_face(tmp_path, params_dict, raw, mon
         "tiny_folders": {"layout": "real_fake_folders", "dir": "folders", "crop": "whole"}}}}
     params_dict["enabled_sources"] = ["tiny"]
     params_dict["face_stages"] = {"faces": ["tiny"], "faces_yolo": []}
-    params_dict["train"]["datasets"] = ["tiny_of"]
+    train_on(params_dict, ["tiny_of"])
     params_dict["evaluate"]["test_sets"] = {"t": {"dataset": "tiny_of", "split": "test"}}
     params_dict["faces"].update(size=32, min_size=8)
     p = write_params(tmp_path / "params.yaml", params_dict)
@@ -109,7 +109,7 @@ def test_detector_crops_keep_faces_and_reject_faceless_images(tmp_path, params_d
         "det_folders": {"layout": "real_fake_folders", "dir": ".", "crop": "detector"}}}}
     params_dict["enabled_sources"] = ["det"]
     params_dict["face_stages"] = {"faces": ["det"], "faces_yolo": []}
-    params_dict["train"]["datasets"] = ["det_folders"]
+    train_on(params_dict, ["det_folders"])
     params_dict["evaluate"]["test_sets"] = {"t": {"dataset": "det_folders", "split": "test"}}
     params_dict["faces"].update(size=32, detector={"backend": "yunet", "select": "largest", "min_face": 50})
     p = write_params(tmp_path / "params.yaml", params_dict)
@@ -133,7 +133,7 @@ def _run(tmp_path, params_dict, monkeypatch, datasets: dict):
     params_dict["enabled_sources"] = ["x"]
     params_dict["face_stages"] = {"faces": ["x"], "faces_yolo": []}
     first = next(iter(datasets))
-    params_dict["train"]["datasets"] = [first]
+    train_on(params_dict, [first])
     params_dict["evaluate"]["test_sets"] = {"t": {"dataset": first, "split": "test"}}
     params_dict["faces"].update(size=16, min_size=4)
     p = write_params(tmp_path / "params.yaml", params_dict)
