@@ -233,7 +233,10 @@ def dcgan64_discriminator(norm: str = "batch", slope: float = 0.2, init: str = "
 
 @register_gan_net(kind="generator", pixels="half", default_size=224)
 def dcgan224_generator(z_dim: int = 100, width: int = 64, size: int = 224, init: str = "dcgan") -> nn.Module:
-    """Seed 000's generator: z -> ConvT to 16w@base -> ... -> w@size/2 -> 3@size, tanh (w=64, size 224: the report's)."""
+    """Seed 000's generator: z -> ConvT to 16w@base -> ... -> w@size/2 -> 3@size, tanh.
+
+    ``width`` 64 and ``size`` 224 are the report's (1024@7 -> 512@14 -> ... -> 64@112 -> 3@224).
+    """
     _check_z(z_dim)
     base, steps = _pyramid(size)
     chans = [width * 2 ** (steps - 1 - i) for i in range(steps)]     # 224: 1024, 512, 256, 128, 64
