@@ -9,7 +9,7 @@ from torch import nn
 
 from deepfake_detection.gan import losses as L
 from deepfake_detection.gan.nets import (GAN_PIXELS, create_gan_net, gan_net_info, list_gan_nets,
-                                         register_gan_net)
+                                         register_gan_net, to_net_pixels, to_uint8)
 from deepfake_detection.model_specs import NORMALIZATIONS
 
 LAST_ACTIVATION = {"half": nn.Tanh, "unit": nn.Sigmoid}
@@ -89,6 +89,19 @@ def test_dcgan224_channels_follow_the_report_and_width():
     assert small(torch.randn(2, 100)).shape == (2, 3, 64, 64)
     with pytest.raises(ValueError, match=r"size 100 must be 7 \* 2\^k or 4 \* 2\^k"):
         create_gan_net("dcgan224_discriminator", size=100)
+
+
+def test_pixels_in_and_out_by_hand():
+    u8 = torch.tensor([0, 51, 255], dtype=torch.uint8)
+    assert torch.allclose(to_net_pixels(u8, "half"), torch.tensor([-1.0, -0.6, 1.0]))
+    assert torch.allclose(to_net_pixels(u8, "unit"), torch.tensor([0.0, 0.2, 1.0]))
+    for pixels in GAN_PIXELS:
+        assert torch.equal(to_uint8(to_net_pixels(u8, pixels), pixels), u8)     # exact round trip
+    # out-of-range values clamp; halves round to even as torch.round does
+    assert to_uint8(torch.tensor([-1.5, 0.0, 2.0]), "half").tolist() == [0, 128, 255]
+    assert to_uint8(torch.tensor([-0.1, 0.5, 1.1]), "unit").tolist() == [0, 128, 255]
+    with pytest.raises(ValueError, match=r"expected uint8 images, got torch.float32"):
+        to_net_pixels(torch.zeros(1), "half")
 
 
 def test_generator_refuses_latents_of_the_wrong_shape():

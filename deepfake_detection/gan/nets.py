@@ -117,6 +117,27 @@ def create_gan_net(name: str, weights_file: str | Path | None = None, **kwargs) 
         raise ValueError(f"GAN net builder {name!r}: bad kwargs {sorted(kwargs)}: {exc}") from exc
 
 
+# ------------------------------------------------------------------ pixels in and out
+
+
+def to_net_pixels(images: torch.Tensor, pixels: str) -> torch.Tensor:
+    """uint8 images -> float in the range a net with ``pixels`` expects: "half" [-1, 1], "unit" [0, 1]."""
+    if images.dtype != torch.uint8:
+        raise ValueError(f"to_net_pixels: expected uint8 images, got {images.dtype}")
+    if pixels not in GAN_PIXELS:
+        raise ValueError(f"pixels {pixels!r} is not one of {GAN_PIXELS}")
+    x = images.float() / 255.0
+    return x * 2 - 1 if pixels == "half" else x
+
+
+def to_uint8(images: torch.Tensor, pixels: str) -> torch.Tensor:
+    """A generator's output in ``pixels`` range -> uint8 (rounded, clamped), for FID and sample grids."""
+    if pixels not in GAN_PIXELS:
+        raise ValueError(f"pixels {pixels!r} is not one of {GAN_PIXELS}")
+    x = (images.detach().float() + 1) / 2 if pixels == "half" else images.detach().float()
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 # ------------------------------------------------------------------ shared pieces
 
 
