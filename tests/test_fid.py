@@ -91,6 +91,21 @@ def test_resize_path_is_bilinear_to_299_then_the_same_network(model, torchscript
 
 
 @needs_weights
+def test_activations_equal_pytorch_fids_own_file_pipeline(model, tmp_path):
+    # pytorch-fid's CLI reads PNGs with PIL, ToTensor (uint8 / 255), and the same model: same features
+    from PIL import Image
+    from pytorch_fid.fid_score import get_activations
+
+    images = _uint8(2, 48, seed=2)
+    files = []
+    for i, img in enumerate(images):
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(files[-1])
+    theirs = get_activations(files, model, batch_size=2, dims=2048, device="cpu", num_workers=0)
+    assert np.abs(F.activations(images, model, batch_size=2) - theirs).max() < 1e-5
+
+
+@needs_weights
 def test_activations_reject_float_images(model):
     with pytest.raises(ValueError, match=r"expected uint8 \(N, 3, H, W\) images, got torch.float32 \(1, 3, 8, 8\)"):
         F.activations(torch.zeros(1, 3, 8, 8), model)
