@@ -233,7 +233,9 @@ def dcgan64_discriminator(norm: str = "batch", slope: float = 0.2, init: str = "
     ``norm`` "batch": BN on convs 2-4 (the report's DCGAN). "none": the WGAN-GP critic: the
     gradient penalty constrains the gradient norm of the critic per input sample, and batch
     norm makes each output depend on the whole batch, so Gulrajani et al. drop it from the
-    critic. The sigmoid of "sigmoid out" is in the BCE loss (module docstring).
+    critic. Under the WGAN loss the last conv's bias cancels (E[f(fake)] - E[f(real)] and the
+    penalty's input gradient do not depend on it), so it stays at its initial value. The sigmoid
+    of "sigmoid out" is in the BCE loss (module docstring).
     """
     if norm not in ("batch", "none"):
         raise ValueError(f"dcgan64_discriminator: norm {norm!r} is not 'batch' or 'none'")
