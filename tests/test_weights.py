@@ -52,12 +52,13 @@ def _sha(data: bytes) -> str:
 
 def test_table_matches_torchvision_and_timm():
     from timm.models import get_pretrained_cfg
-    from torchvision.models import MobileNet_V2_Weights, ResNet18_Weights, ResNet50_Weights
+    from torchvision.models import MobileNet_V2_Weights, ResNet18_Weights, ResNet34_Weights, ResNet50_Weights
 
-    assert sorted(WEIGHTS) == ["legacy_xception", "mobilenet_v2", "resnet18", "resnet50", "tf_efficientnetv2_s"]
+    assert sorted(WEIGHTS) == ["legacy_xception", "mobilenet_v2", "resnet18", "resnet34", "resnet50",
+                               "tf_efficientnetv2_s"]
     assert all(key == src.key for key, src in WEIGHTS.items())
-    for key, enum in [("resnet18", ResNet18_Weights), ("resnet50", ResNet50_Weights),
-                      ("mobilenet_v2", MobileNet_V2_Weights)]:
+    for key, enum in [("resnet18", ResNet18_Weights), ("resnet34", ResNet34_Weights),
+                      ("resnet50", ResNet50_Weights), ("mobilenet_v2", MobileNet_V2_Weights)]:
         assert (WEIGHTS[key].kind, WEIGHTS[key].url) == ("torchvision", enum.IMAGENET1K_V1.url)
     eff, xcp = get_pretrained_cfg("tf_efficientnetv2_s"), get_pretrained_cfg("legacy_xception")
     # timm loads from the HF hub when its default cfg names a repo, else from the URL
@@ -66,8 +67,8 @@ def test_table_matches_torchvision_and_timm():
         == (eff.hf_hub_id, "model.safetensors")
     assert (xcp.hf_hub_id, WEIGHTS["legacy_xception"].url, WEIGHTS["legacy_xception"].hf_repo) == (None, xcp.url, "")
     assert [s.file_name for s in WEIGHTS.values()] == [
-        "resnet18-f37072fd.pth", "resnet50-0676ba61.pth", "mobilenet_v2-b0353104.pth", "model.safetensors",
-        "xception-43020ad28.pth"]
+        "resnet18-f37072fd.pth", "resnet34-b627a593.pth", "resnet50-0676ba61.pth", "mobilenet_v2-b0353104.pth",
+        "model.safetensors", "xception-43020ad28.pth"]
 
 
 # ------------------------------------------------------------------ each place the resolver looks

@@ -1,5 +1,5 @@
 """Blocks for classifier builders: CBAM (seed 000, used by ``resnet18(cbam=True)``),
-squeeze-excitation (for seed 004's hybrid ResNet-34 discriminator, not built yet), and
+squeeze-excitation (seed 004's hybrid ResNet-34 discriminator, ``gan/nets.py``), and
 backbone + head modules whose named parts can be frozen (seed 002's frozen ResNet-50).
 """
 

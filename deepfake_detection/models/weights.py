@@ -57,6 +57,8 @@ class WeightsSource:
 WEIGHTS: dict[str, WeightsSource] = {s.key: s for s in (
     # torchvision ResNet18_Weights.IMAGENET1K_V1
     WeightsSource("resnet18", "torchvision", url="https://download.pytorch.org/models/resnet18-f37072fd.pth"),
+    # torchvision ResNet34_Weights.IMAGENET1K_V1 (seed 004's hybrid GAN discriminator, gan/nets.py)
+    WeightsSource("resnet34", "torchvision", url="https://download.pytorch.org/models/resnet34-b627a593.pth"),
     # torchvision ResNet50_Weights.IMAGENET1K_V1
     WeightsSource("resnet50", "torchvision", url="https://download.pytorch.org/models/resnet50-0676ba61.pth"),
     # torchvision MobileNet_V2_Weights.IMAGENET1K_V1, also shipped in a registry package
