@@ -5,8 +5,8 @@ import torch into every stage, nor make the GAN code a dependency of every stage
 ``deepfake_detection/gan/nets.py`` with :mod:`ast` and collects each function decorated with
 ``@register_gan_net(...)``: its name, its keyword parameters (``weights_file`` comes from the
 pipeline, never from params.yaml), whether it takes ``**kwargs``, and the literal metadata (kind,
-pixel range, default size, weights key). It imports nothing from the package, so
-``params.py`` may import it; ``tests/test_gan_specs.py`` checks it against the live registry.
+pixel range, default size, weights key), with ``model_specs``' source readers. It imports nothing
+from the package but ``model_specs`` (which imports nothing), so ``params.py`` may import it; ``tests/test_gan_specs.py`` checks it against the live registry.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import ast
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+
+from .model_specs import decorated_functions, keyword_params, unaccepted_kwargs
 
 NETS_FILE = Path(__file__).resolve().parent / "gan" / "nets.py"
 FACTORY_ARGS = ("weights_file",)              # passed by create_gan_net, never by params.yaml
@@ -48,22 +50,14 @@ def _spec(fn: ast.FunctionDef, call: ast.Call) -> GanNetSpec:
         raise ValueError(f"@register_gan_net of {fn.name!r}: every argument must be a literal ({exc})") from exc
     if call.args or set(meta) - set(METADATA) or None in meta:
         raise ValueError(f"@register_gan_net of {fn.name!r}: takes only the keywords {list(METADATA)}")
-    args = fn.args
-    names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
-    return GanNetSpec(fn.name, tuple(n for n in names if n not in FACTORY_ARGS), **meta,
-                      var_kwargs=args.kwarg is not None)
+    kwargs, var_kwargs = keyword_params(fn, FACTORY_ARGS)
+    return GanNetSpec(fn.name, kwargs, **meta, var_kwargs=var_kwargs)
 
 
 @functools.cache
 def gan_net_specs(nets_file: Path = NETS_FILE) -> dict[str, GanNetSpec]:
     """Builder name -> spec, for every ``@register_gan_net`` function in ``nets_file``."""
-    specs: dict[str, GanNetSpec] = {}
-    for node in ast.walk(ast.parse(nets_file.read_text(), filename=str(nets_file))):
-        if isinstance(node, ast.FunctionDef):
-            calls = [c for c in map(_register_call, node.decorator_list) if c is not None]
-            if calls:
-                specs[node.name] = _spec(node, calls[0])
-    return specs
+    return {fn.name: _spec(fn, call) for fn, call in decorated_functions([nets_file], _register_call)}
 
 
 def check_gan_net(name: str, kwargs: dict, kind: str, where: str) -> str | None:
@@ -74,8 +68,4 @@ def check_gan_net(name: str, kwargs: dict, kind: str, where: str) -> str | None:
     if name not in specs:
         return f"{where}.builder: unknown {kind} {name!r}; registered: {sorted(specs)}"
     spec = specs[name]
-    bad = sorted(set(kwargs) - set(spec.kwargs))
-    if bad and not spec.var_kwargs:
-        return (f"{where}.kwargs: {name} takes no argument(s) {bad}; it accepts {list(spec.kwargs) or 'none'} "
-                f"(weights_file comes from the pipeline)")
-    return None
+    return unaccepted_kwargs(name, kwargs, spec.kwargs, spec.var_kwargs, where, "weights_file comes from the pipeline")

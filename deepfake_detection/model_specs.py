@@ -70,25 +70,50 @@ def _metadata(call: ast.Call, fn_name: str) -> dict:
     return meta
 
 
-def _spec(fn: ast.FunctionDef, call: ast.Call) -> BuilderSpec:
+def keyword_params(fn: ast.FunctionDef, factory_args: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """(the parameters a params.yaml entry may set, whether ``fn`` takes ``**kwargs``)."""
     args = fn.args
     names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
-    return BuilderSpec(fn.name, tuple(n for n in names if n not in FACTORY_ARGS), **_metadata(call, fn.name),
-                       var_kwargs=args.kwarg is not None)
+    return tuple(n for n in names if n not in factory_args), args.kwarg is not None
+
+
+def decorated_functions(paths, register_call) -> list[tuple[ast.FunctionDef, ast.Call]]:
+    """(function, decorator call) of every function in ``paths`` that ``register_call`` recognises.
+
+    ``register_call(decorator)`` returns the decorator's :class:`ast.Call` when it registers the
+    function, else None; the first registering decorator of a function counts. Shared by this
+    module and ``gan_specs``.
+    """
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(Path(path).read_text(), filename=str(path))):
+            if isinstance(node, ast.FunctionDef):
+                calls = [c for c in map(register_call, node.decorator_list) if c is not None]
+                if calls:
+                    found.append((node, calls[0]))
+    return found
+
+
+def unaccepted_kwargs(name: str, kwargs: dict, accepted: tuple[str, ...], var_kwargs: bool, where: str,
+                      factory_note: str) -> str | None:
+    """The one-line error for ``kwargs`` that builder ``name`` does not take, or None."""
+    bad = sorted(set(kwargs) - set(accepted))
+    if bad and not var_kwargs:
+        return (f"{where}.kwargs: {name} takes no argument(s) {bad}; it accepts "
+                f"{list(accepted) or 'none'} ({factory_note})")
+    return None
+
+
+def _spec(fn: ast.FunctionDef, call: ast.Call) -> BuilderSpec:
+    kwargs, var_kwargs = keyword_params(fn, FACTORY_ARGS)
+    return BuilderSpec(fn.name, kwargs, **_metadata(call, fn.name), var_kwargs=var_kwargs)
 
 
 @functools.cache
 def builder_specs(models_dir: Path = MODELS_DIR) -> dict[str, BuilderSpec]:
     """Builder name -> spec, for every ``@register_model`` function under ``models_dir``."""
-    specs: dict[str, BuilderSpec] = {}
-    for path in sorted(models_dir.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if not isinstance(node, ast.FunctionDef):
-                continue
-            calls = [c for c in map(_register_call, node.decorator_list) if c is not None]
-            if calls:
-                specs[node.name] = _spec(node, calls[0])
-    return specs
+    return {fn.name: _spec(fn, call)
+            for fn, call in decorated_functions(sorted(models_dir.glob("*.py")), _register_call)}
 
 
 def check_builder(name: str, kwargs: dict, where: str) -> str | None:
@@ -97,9 +122,5 @@ def check_builder(name: str, kwargs: dict, where: str) -> str | None:
     if name not in specs:
         return f"{where}.builder: unknown builder {name!r}; registered: {sorted(specs)}"
     spec = specs[name]
-    bad = sorted(set(kwargs) - set(spec.kwargs))
-    if bad and not spec.var_kwargs:
-        return (f"{where}.kwargs: {name} takes no argument(s) {bad}; it accepts "
-                f"{list(spec.kwargs) or 'none'} ({', '.join(FACTORY_ARGS[:-1])} and {FACTORY_ARGS[-1]} "
-                f"come from the pipeline)")
-    return None
+    return unaccepted_kwargs(name, kwargs, spec.kwargs, spec.var_kwargs, where,
+                             f"{', '.join(FACTORY_ARGS[:-1])} and {FACTORY_ARGS[-1]} come from the pipeline")

@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from ..models.blocks import SqueezeExcitation
+from ..models.registry import with_weights_file
 
 Builder = Callable[..., nn.Module]
 KINDS = ("generator", "discriminator")
@@ -105,12 +106,7 @@ def gan_net_info(name: str) -> GanNetInfo:
 
 def create_gan_net(name: str, weights_file: str | Path | None = None, **kwargs) -> nn.Module:
     """Build the registered GAN net ``name`` with ``kwargs``; ``weights_file`` only for builders declaring weights."""
-    info = gan_net_info(name)
-    if weights_file is not None:
-        if info.weights is None:
-            raise ValueError(f"GAN net builder {name!r} has no pretrained weights; build it without weights_file "
-                             f"(got {str(weights_file)!r})")
-        kwargs = {**kwargs, "weights_file": Path(weights_file)}
+    kwargs = with_weights_file(f"GAN net builder {name!r}", gan_net_info(name).weights, weights_file, kwargs)
     try:
         return _GAN_NETS[name][0](**kwargs)
     except TypeError as exc:

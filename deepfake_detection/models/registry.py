@@ -92,6 +92,16 @@ def model_info(name: str) -> ModelInfo:
     return _entry(name)[1]
 
 
+def with_weights_file(what: str, weights_key: str | None, weights_file, kwargs: dict) -> dict:
+    """``kwargs`` plus ``weights_file`` (as a Path) when one is given; ValueError naming ``what``
+    when it declares no pretrained weights (``weights_key`` None). Shared with ``gan.nets``."""
+    if weights_file is None:
+        return kwargs
+    if weights_key is None:
+        raise ValueError(f"{what} has no pretrained weights; build it without weights_file (got {str(weights_file)!r})")
+    return {**kwargs, "weights_file": Path(weights_file)}
+
+
 def create_model(name: str, input_size: int, weights_file: str | Path | None = None, **kwargs) -> nn.Module:
     """Build ``name`` for ``input_size`` with its declared number of outputs and frozen parts.
 
@@ -99,11 +109,7 @@ def create_model(name: str, input_size: int, weights_file: str | Path | None = N
     that declare ``weights=``; the builder loads it into its backbone before replacing the head.
     """
     builder, info = _entry(name)
-    if weights_file is not None:
-        if info.weights is None:
-            raise ValueError(f"model builder {name!r} has no pretrained weights; build it without weights_file "
-                             f"(got {str(weights_file)!r})")
-        kwargs = {**kwargs, "weights_file": Path(weights_file)}
+    kwargs = with_weights_file(f"model builder {name!r}", info.weights, weights_file, kwargs)
     try:
         model = builder(input_size=input_size, num_outputs=info.num_outputs, **kwargs)
     except TypeError as exc:
