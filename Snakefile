@@ -24,18 +24,21 @@ except ParamsError as exc:
     sys.exit(str(exc))   # the graph build stops with the one-line message, exit status 1
 
 VARIANTS = sorted(config["variants"])
+GAN_VARIANTS = sorted(config.get("gan_variants") or {})
 SOURCES = config["enabled_sources"]
 YOLO_SOURCES = PARAMS.face_stages.faces_yolo   # crop with the detector trained here
 
 wildcard_constraints:
     source="[^/]+",
     variant="[^/]+",
+    gan_variant="[^/]+",
     size="[0-9]+",
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/gans.smk"
 
 
 rule all:

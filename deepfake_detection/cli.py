@@ -60,8 +60,9 @@ def _preset(args) -> int:
         if args.action == "list":
             for p in presets.list_presets(presets.presets_dir(args.params)):
                 first = p.spec.description.strip().splitlines()[0] if p.spec.description.strip() else ""
+                gans = f"; GAN: {', '.join(p.spec.gan_variants)}" if p.spec.gan_variants else ""
                 print(f"{p.name}  report {p.spec.report}  {len(p.spec.variants)} variant(s): "
-                      f"{', '.join(p.spec.variants)}\n    {first}")
+                      f"{', '.join(p.spec.variants)}{gans}\n    {first}")
             return 0
         preset, _, text = _preset_params(args)
     except ParamsError as exc:

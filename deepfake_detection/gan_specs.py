@@ -22,6 +22,11 @@ NETS_FILE = Path(__file__).resolve().parent / "gan" / "nets.py"
 FACTORY_ARGS = ("weights_file",)              # passed by create_gan_net, never by params.yaml
 METADATA = ("kind", "pixels", "default_size", "weights")
 KINDS = ("generator", "discriminator")
+# The classifier builder (models/gan_discriminators.py) that rebuilds each scoring discriminator for
+# the evaluate stage (anomaly and hybrid variants), and the discriminator kwarg that becomes its
+# input_size (the prepared side), if any.
+CLASSIFIER_OF = {"dcgan224_discriminator": ("dcgan_realness", "size"),
+                 "hybrid_resnet34_discriminator": ("hybrid_resnet34", None)}
 
 
 @dataclass(frozen=True)

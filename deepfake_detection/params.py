@@ -18,6 +18,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from .gan_specs import CLASSIFIER_OF, check_gan_net, gan_net_specs
 from .model_specs import builder_specs, check_builder
 
 
@@ -273,9 +274,11 @@ class OptimizerParams:
     lr: float = 3e-4
     weight_decay: float = 0.0
     momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)     # Adam/AdamW (torch's and Keras' defaults)
 
     def validate(self, where: str) -> None:
         check(self.lr > 0, f"{where}.lr", f"must be > 0, got {self.lr}")
+        check(all(0 <= b < 1 for b in self.betas), f"{where}.betas", f"both must be in [0, 1), got {list(self.betas)}")
         check(self.weight_decay >= 0, f"{where}.weight_decay", f"must be >= 0, got {self.weight_decay}")
         check(0 <= self.momentum < 1, f"{where}.momentum", f"must be in [0, 1), got {self.momentum}")
 
@@ -444,6 +447,145 @@ class VariantParams:
     paper: dict[str, Any] = field(default_factory=dict)
 
 
+# --------------------------------------------------------------------------- GANs (stage train_gan)
+
+
+@dataclass
+class FidParams:
+    """FID (pytorch-fid's Inception pool3 features) of each GAN variant against held-out real faces."""
+
+    n_real: int = 128        # held-out real faces used (a seeded subset when there are more)
+    n_fake: int = 64         # samples generated per variant
+    n_reference: int = 64    # faces per fake source for the reference rows (fid_reference stage)
+    batch_size: int = 50
+    # auto: the Gram-matrix route below 2048 samples, pytorch-fid's sqrtm from there (same value;
+    # evaluation.fid.frechet_distance_gram); or force one of them
+    method: Literal["auto", "pytorch_fid", "gram"] = "auto"
+
+    def validate(self, where: str) -> None:
+        for key in ("n_real", "n_fake", "n_reference"):
+            check(getattr(self, key) >= 2, f"{where}.{key}", f"must be >= 2 (a covariance needs two samples), "
+                                                             f"got {getattr(self, key)}")
+        check(self.batch_size >= 1, f"{where}.batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class GanParams:
+    """What every generative GAN variant shares: its real faces, their 75/25 split and the FID setup.
+
+    The real faces (label 0) of ``datasets`` are split by group (faces of one group stay on one
+    side; ``gan.data.real_split``): 1 - ``holdout`` train the generative variants, ``holdout`` is
+    the FID reference. One split for all variants, so their FIDs compare.
+    """
+
+    datasets: list[str]
+    prepared_size: int = 64
+    holdout: float = 0.25
+    seed: int = 42
+    fid: FidParams = field(default_factory=FidParams)
+    # a report's FID of a fake source of the data (``<dataset>/<generator>`` as the reference rows
+    # name it) against real faces, shown beside ours: {report, dataset: source, metrics: {fid}}
+    published_reference: list[PublishedResult] = field(default_factory=list)
+
+    def validate(self, where: str) -> None:
+        check(bool(self.datasets), f"{where}.datasets", "name at least one dataset whose real faces train the GANs")
+        check(0 < self.holdout < 1, f"{where}.holdout", f"must be in (0, 1), got {self.holdout}")
+        check(self.seed >= 0, f"{where}.seed", f"must be >= 0, got {self.seed}")
+
+
+@dataclass
+class GanNetParams:
+    """A registered GAN builder (``gan.nets``) and its keyword arguments."""
+
+    builder: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+GAN_KINDS = ("generative", "anomaly", "hybrid")
+
+
+@dataclass
+class GanVariantParams:
+    """A GAN variant (stage ``train_gan@<name>``): networks, loss and schedule, as data.
+
+    ``kind``: ``generative`` (seed 002: trained on ``gan.datasets``' real training faces, judged
+    by FID), ``anomaly`` (seed 000: trained on the real faces of ``datasets``' train split; the
+    discriminator's realness scores the test sets), ``hybrid`` (seed 004: the discriminator is a
+    real/fake classifier trained on ``datasets``' labelled faces plus generated ones, weighted
+    BCE). Anomaly and hybrid variants are evaluated by the evaluate stage like the classifiers.
+    """
+
+    kind: Literal["generative", "anomaly", "hybrid"]
+    generator: GanNetParams
+    discriminator: GanNetParams
+    prepared_size: int             # side of the prepared faces it trains on (and is scored on)
+    loss: Literal["bce", "wgan_gp"] = "bce"
+    real_label: float = 1.0        # < 1: one-sided label smoothing of the discriminator's real targets
+    n_critic: int = 1              # discriminator steps per generator step (WGAN-GP: 5 in Gulrajani et al.)
+    gp_weight: float = 10.0        # lambda of the gradient penalty (wgan_gp)
+    epochs: int = 2
+    batch_size: int = 64
+    g_optimizer: OptimizerParams = field(default_factory=OptimizerParams)
+    d_optimizer: OptimizerParams = field(default_factory=OptimizerParams)
+    seed: int = 42
+    sample_grid: int = 16          # fixed latents drawn into each epoch's sample grid (a square number)
+    max_batches_per_epoch: int = 0   # 0: whole epochs (tiny test runs set it)
+    # anomaly / hybrid only: the labelled datasets (train split trains, val selects and sets the threshold)
+    datasets: list[str] = field(default_factory=list)
+    select: Literal["last", "best_val_auc"] = "last"
+    threshold_rule: Literal["youden", "f1", "eer", "fixed_0.5"] = "youden"
+    # hybrid only: the discriminator's ImageNet start (as model.pretrained of the classifiers)
+    pretrained: bool | Literal["fallback_scratch"] = False
+    weights_file: str = ""
+    pos_weight: float = 0.0        # hybrid weighted BCE: weight of fake terms; 0: n_real / n_fake of a batch
+    description: str = ""
+    paper: dict[str, Any] = field(default_factory=dict)
+    published: list[PublishedResult] = field(default_factory=list)
+
+    def validate(self, where: str) -> None:
+        for role, net in (("generator", self.generator), ("discriminator", self.discriminator)):
+            error = check_gan_net(net.builder, net.kwargs, role, f"{where}.{role}")
+            if error:
+                raise ParamsError(error)
+        check(0 < self.real_label <= 1, f"{where}.real_label", f"must be in (0, 1], got {self.real_label}")
+        check(self.n_critic >= 1, f"{where}.n_critic", f"must be >= 1, got {self.n_critic}")
+        check(self.gp_weight >= 0, f"{where}.gp_weight", f"must be >= 0, got {self.gp_weight}")
+        check(self.epochs >= 1, f"{where}.epochs", f"must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 2, f"{where}.batch_size", f"must be >= 2, got {self.batch_size}")
+        side = int(round(self.sample_grid ** 0.5))
+        check(self.sample_grid >= 1 and side * side == self.sample_grid, f"{where}.sample_grid",
+              f"must be a square number (16, 64), got {self.sample_grid}")
+        check(self.max_batches_per_epoch >= 0, f"{where}.max_batches_per_epoch", "must be >= 0")
+        check(self.prepared_size >= 8, f"{where}.prepared_size", f"must be >= 8, got {self.prepared_size}")
+        specs = gan_net_specs()
+        pixels = {specs[self.generator.builder].pixels, specs[self.discriminator.builder].pixels}
+        check(len(pixels) == 1, f"{where}.discriminator.builder",
+              f"{self.discriminator.builder} expects pixels {specs[self.discriminator.builder].pixels} but "
+              f"{self.generator.builder} makes {specs[self.generator.builder].pixels}; pair nets of one pixel range")
+        check(self.loss == "bce" or self.kind == "generative", f"{where}.loss",
+              f"{self.kind} variants train with bce (their discriminator is a classifier), got {self.loss}")
+        check(self.real_label == 1 or self.loss == "bce", f"{where}.real_label",
+              "label smoothing applies to the bce loss only; set real_label: 1.0 for wgan_gp")
+        if self.kind == "generative":
+            check(not self.datasets, f"{where}.datasets",
+                  "generative variants train on gan.datasets (one real split for comparable FIDs); remove it")
+        else:
+            check(bool(self.datasets), f"{where}.datasets", f"{self.kind} variants need labelled datasets "
+                                                            f"(train split trains, val selects)")
+            check(self.discriminator.builder in CLASSIFIER_OF, f"{where}.discriminator.builder",
+                  f"{self.kind} variants are scored by evaluate as classifiers; use one of {sorted(CLASSIFIER_OF)}")
+            size_kw = CLASSIFIER_OF.get(self.discriminator.builder, (None, None))[1]
+            check(size_kw is None or self.discriminator.kwargs.get(size_kw, self.prepared_size) == self.prepared_size,
+                  f"{where}.discriminator.kwargs.{size_kw}",
+                  f"must equal prepared_size {self.prepared_size} (or be left out): evaluate scores the prepared faces")
+        check(self.select == "last" or self.kind != "generative", f"{where}.select",
+              "generative variants have no validation faces; use select: last")
+        weights = specs[self.discriminator.builder].weights
+        check(weights is not None or (self.pretrained is False and not self.weights_file), f"{where}.pretrained",
+              f"{self.discriminator.builder} has no pretrained weights; set pretrained: false and no weights_file")
+        check(self.pos_weight >= 0, f"{where}.pos_weight", f"must be >= 0 (0 = balance each batch), got {self.pos_weight}")
+
+
 @dataclass
 class TestSetParams:
     dataset: str
@@ -536,6 +678,9 @@ class Params:
     face_detectors: dict[str, dict[str, Any]] = field(default_factory=dict)   # faces.yolo.FaceDetectorTrainParams
     compute: ComputeParams = field(default_factory=ComputeParams)
     verify: VerifyParams = field(default_factory=VerifyParams)
+    # GANs (stage train_gan@<name>); gan holds what the generative variants share
+    gan: GanParams | None = None
+    gan_variants: dict[str, GanVariantParams] = field(default_factory=dict)
 
     def face_detector_params(self, name: str = TRAINED_DETECTOR):
         """The training config of ``face_detectors.<name>`` (stage ``train_face_detector@<name>``)."""
@@ -602,6 +747,10 @@ class Params:
             check(variant.prepared_size >= 8, f"variants.{name}.prepared_size",
                   f"must be >= 8, got {variant.prepared_size}")
             by_size.setdefault(variant.prepared_size, []).append(name)
+        for name, gv in self.gan_variants.items():
+            by_size.setdefault(gv.prepared_size, []).append(f"gan_variants.{name}")
+        if self.gan is not None:     # the fid_reference stage reads data/prepared/<gan.prepared_size>
+            by_size.setdefault(self.gan.prepared_size, []).append("gan")
         for size, names in sorted(by_size.items()):
             check(size in self.prepare.sizes, "prepare.sizes",
                   f"add {size}: variant(s) {sorted(names)} set prepared_size {size} (sizes: {self.prepare.sizes})")
@@ -639,13 +788,55 @@ class Params:
         for name in self.enabled_sources:
             self.source_options(name)   # each download kind validates its own options
         self._validate_face_stages()
-        check(bool(self.variants), "variants", "define at least one variant")
+        check(bool(self.variants) or any(gv.kind != "generative" for gv in self.gan_variants.values()), "variants",
+              "define at least one variant (or an anomaly / hybrid GAN variant) for evaluate to score")
         self._validate_prepared_sizes()
         for vname in self.variants:
             for ds in self.variant_train(vname).datasets:   # validates the merged training config
                 check(ds in datasets, f"variants.{vname}.train.datasets",
                       f"{ds!r} is not provided by any enabled source (available: {sorted(datasets)})")
         self._validate_paper_deltas()
+        self._validate_gans(datasets)
+
+    def _validate_gans(self, datasets: dict[str, str]) -> None:
+        """Datasets exist, generative variants have ``gan``, names do not clash with classifiers,
+        and every GAN variant's paper deltas name its keys and still validate."""
+        clash = sorted(set(self.gan_variants) & set(self.variants))
+        check(not clash, "gan_variants", f"{clash} also name classifier variants; rename one (evaluate and "
+                                         f"the leaderboard key models by name)")
+        check(not self.gan_variants or self.gan is not None, "gan",
+              f"missing: GAN variants {sorted(self.gan_variants)} need its datasets, holdout and fid settings "
+              f"(the FID of every variant is taken against gan's held-out real faces)")
+        if self.gan is not None:
+            for ds in self.gan.datasets:
+                check(ds in datasets, "gan.datasets",
+                      f"{ds!r} is not provided by any enabled source (available: {sorted(datasets)})")
+        for name, gv in self.gan_variants.items():
+            for ds in gv.datasets:
+                check(ds in datasets, f"gan_variants.{name}.datasets",
+                      f"{ds!r} is not provided by any enabled source (available: {sorted(datasets)})")
+            raw = dataclasses.asdict(gv)
+            del raw["paper"]
+            where = f"gan_variants.{name}.paper"
+            applied = apply_deltas(raw, gv.paper, where)
+            for key in gv.paper:
+                check(key.split(".")[0] != "paper", f"{where}.{key}",
+                      "a paper delta sets the variant's own keys, not paper itself")
+                _check_key_names(GanVariantParams, key.split("."), f"{where}.{key}")
+            try:
+                from_dict(GanVariantParams, applied, f"gan_variants.{name}")
+            except ParamsError as exc:
+                raise ParamsError(f"{where}: with the paper deltas, {exc}") from None
+
+    def scored_variants(self) -> dict[str, tuple[int, str]]:
+        """Every model the evaluate stage scores: name -> (prepared_size, threshold_rule).
+
+        The classifier variants and the anomaly / hybrid GAN variants (their discriminators).
+        """
+        out = {name: (v.prepared_size, self.variant_train(name).threshold_rule) for name, v in self.variants.items()}
+        out.update({name: (gv.prepared_size, gv.threshold_rule) for name, gv in self.gan_variants.items()
+                    if gv.kind != "generative"})
+        return out
 
     def source_options(self, name: str):
         """The typed ``options`` of source ``name`` (validated by its download kind)."""

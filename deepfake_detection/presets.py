@@ -5,12 +5,13 @@ A preset is ``presets/<name>.yaml`` beside params.yaml::
     description: what it runs (several lines)
     report: "000"
     variants: [resnet18_scratch, ...]        # the report's variants; the others are dropped
-    set: {train.datasets: [...], ...}        # dotted params keys -> values (replace whole)
+    gan_variants: [dcgan224_anomaly]         # the report's GAN variants (default none)
+    set: {train.datasets: [...], gan.datasets: [...], ...}   # dotted params keys -> values (replace whole)
 
-:func:`apply_preset` keeps the preset's variants, applies each one's ``paper`` deltas (the
-report's values where the demo scale differs) and drops them, applies ``set`` and then any
-command-line overrides, derives ``prepare.sizes`` from the variants' ``prepared_size`` and
-validates the result with the params reader. ``dfd preset apply <name>`` writes it over
+:func:`apply_preset` keeps the preset's classifier and GAN variants, applies each one's ``paper``
+deltas (the report's values where the demo scale differs) and drops them, applies ``set`` and then
+any command-line overrides, derives ``prepare.sizes`` from the variants' and ``gan``'s
+``prepared_size`` and validates the result with the params reader. ``dfd preset apply <name>`` writes it over
 params.yaml (``git checkout params.yaml`` restores the demo) and, with ``--exp``, runs it as a
 DVC experiment so ``dvc exp show`` / ``dvc exp diff`` compare reports and the demo.
 """
@@ -37,12 +38,16 @@ class PresetFile:
     description: str
     report: str
     variants: list[str]
+    gan_variants: list[str] = field(default_factory=list)
     set: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
-        check(bool(self.variants), f"{where}.variants", "list at least one variant of the report")
-        doubled = sorted({v for v in self.variants if self.variants.count(v) > 1})
-        check(not doubled, f"{where}.variants", f"lists {doubled} twice")
+        check(bool(self.variants) or bool(self.gan_variants), f"{where}.variants",
+              "list at least one variant (or GAN variant) of the report")
+        for key in ("variants", "gan_variants"):
+            names = getattr(self, key)
+            doubled = sorted({v for v in names if names.count(v) > 1})
+            check(not doubled, f"{where}.{key}", f"lists {doubled} twice")
         bad = [k for k in self.set if not isinstance(k, str)]
         check(not bad, f"{where}.set", f"keys must be dotted params keys (strings), got {bad}")
 
@@ -104,27 +109,33 @@ def _missing_key_hint(message: str, name: str) -> str:
 def apply_preset(base_raw: dict, preset: Preset, overrides: dict[str, Any] | None = None) -> dict:
     """The params mapping of ``preset`` over the demo params ``base_raw`` (not modified).
 
-    Keeps only the preset's variants, each with its ``paper`` deltas applied and removed; then
-    ``set`` and ``overrides`` (dotted keys, each value replaces the old one whole);
-    ``prepare.sizes`` becomes the sorted set of the variants' ``prepared_size``. The result is
+    Keeps only the preset's variants and GAN variants, each with its ``paper`` deltas applied and
+    removed; then ``set`` and ``overrides`` (dotted keys, each value replaces the old one whole);
+    ``prepare.sizes`` becomes the sorted set of the variants', GAN variants' and ``gan``'s
+    ``prepared_size``. The result is
     validated by the params reader; every error starts with the preset file.
     """
     where = preset.path.as_posix()
-    variants = (base_raw or {}).get("variants") or {}
-    missing = [v for v in preset.spec.variants if v not in variants]
-    if missing:
-        raise ParamsError(f"{where}: variant(s) {missing} are not in the params (defined: {sorted(variants)}); "
-                          f"{RESTORE}")
     out = copy.deepcopy(base_raw)
-    out["variants"] = {}
+    for section in ("variants", "gan_variants"):
+        defined = (base_raw or {}).get(section) or {}
+        missing = [v for v in getattr(preset.spec, section) if v not in defined]
+        if missing:
+            raise ParamsError(f"{where}: {section} {missing} are not in the params (defined: {sorted(defined)}); "
+                              f"{RESTORE}")
+        out[section] = {}
     try:
-        for name in preset.spec.variants:
-            raw = copy.deepcopy(variants[name])
-            paper = raw.pop("paper", None) or {}
-            out["variants"][name] = apply_deltas(raw, paper, f"variants.{name}.paper")
+        for section in ("variants", "gan_variants"):
+            for name in getattr(preset.spec, section):
+                raw = copy.deepcopy(base_raw[section][name])
+                paper = raw.pop("paper", None) or {}
+                out[section][name] = apply_deltas(raw, paper, f"{section}.{name}.paper")
         out = apply_deltas(out, preset.spec.set, "set")
         out = apply_deltas(out, overrides or {}, "-S")
-        sizes = [v.get("prepared_size") if isinstance(v, dict) else None for v in out["variants"].values()]
+        sizes = [v.get("prepared_size") if isinstance(v, dict) else None
+                 for section in ("variants", "gan_variants") for v in out[section].values()]
+        if isinstance(out.get("gan"), dict):
+            sizes.append(out["gan"].get("prepared_size", 64))
         if all(isinstance(s, int) and not isinstance(s, bool) for s in sizes):
             # a bad prepared_size is left for the params reader, which names the variant
             out = apply_deltas(out, {"prepare.sizes": sorted(set(sizes))})

@@ -1,5 +1,9 @@
 """Stage ``evaluate``: score every trained variant on every test set, in one process.
 
+The variants are the classifiers (``variants``) and the GAN variants whose discriminator is a
+detector (``gan_variants`` of kind anomaly and hybrid), whose train_gan stage writes the same model
+files under ``--gan-models-root``.
+
 One process for the whole zoo: each stage process pays torch's imports (~14 s here) once, not
 once per variant. Variants are taken by their ``prepared_size``; each prepared array
 (``<prepared-root>/<size>``) is loaded once for all the variants that use it. Every model of a
@@ -175,22 +179,26 @@ def write_variant(variant: str, params, rule: str, index, rows: dict[str, np.nda
         write_csv(out["roc"] / variant / f"{name}.csv", roc)
 
 
-def variants_by_size(variants: dict) -> dict[int, list[str]]:
-    """prepared_size -> the variants evaluated on it (sizes ascending, names sorted)."""
+def variants_by_size(scored: dict[str, tuple[int, str]]) -> dict[int, list[str]]:
+    """prepared_size -> the variants evaluated on it (sizes ascending, names sorted), from
+    ``Params.scored_variants()`` (name -> (prepared_size, threshold_rule))."""
     out: dict[int, list[str]] = {}
-    for name in sorted(variants):
-        out.setdefault(variants[name].prepared_size, []).append(name)
+    for name in sorted(scored):
+        out.setdefault(scored[name][0], []).append(name)
     return dict(sorted(out.items()))
 
 
 def evaluate_all(params, args, device, out: dict[str, Path]) -> None:
-    """Every variant on every test set; each prepared size is loaded once."""
-    for size, names in variants_by_size(params.variants).items():
+    """Every classifier variant and every anomaly / hybrid GAN variant on every test set; each
+    prepared size is loaded once. GAN variants' model files are under ``--gan-models-root``."""
+    scored_variants = params.scored_variants()
+    for size, names in variants_by_size(scored_variants).items():
         images, index = load_prepared(args.prepared_root / str(size))
         rows = test_set_rows(index, params.evaluate.test_sets)
         for variant in names:
-            models = variant_models(args.models_root, variant)
-            rule = params.variant_train(variant).threshold_rule
+            root = args.gan_models_root if variant in params.gan_variants else args.models_root
+            models = variant_models(root, variant)
+            rule = scored_variants[variant][1]
             scored, weights = score_variant(variant, models, rule, images, index, rows,
                                             params.evaluate.batch_size, device)
             write_variant(variant, params, rule, index, rows, scored, weights, out)
@@ -202,6 +210,9 @@ def main(argv=None) -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--models-root", required=True, type=Path,
                     help="the train stages' folder: <variant>/model.pt, val_scores.csv, seeds/")
+    ap.add_argument("--gan-models-root", required=True, type=Path,
+                    help="the train_gan stages' folder: <variant>/model.pt, val_scores.csv, seeds/ of the "
+                         "anomaly and hybrid GAN variants")
     ap.add_argument("--prepared-root", required=True, type=Path, help="the prepare stages' folder: <size>/")
     ap.add_argument("--metrics-dir", required=True, type=Path, help="gets <variant>/<test_set>.json")
     ap.add_argument("--scores-dir", required=True, type=Path, help="gets <variant>/<test_set>_scores.csv")

@@ -1,18 +1,24 @@
 """Stage ``report``: a markdown leaderboard of every variant x test set, beside the published numbers.
 
-Reads each variant's metrics JSON (with its bootstrap intervals) and per-face scores; the scores
-feed the paired group-bootstrap tests (params ``evaluate.bootstrap``) that mark which variants
-the test set cannot tell apart.
+Reads each scored variant's metrics JSON (the classifiers and the anomaly / hybrid GAN variants,
+with their bootstrap intervals) and per-face scores; the scores feed the paired group-bootstrap
+tests (params ``evaluate.bootstrap``) that mark which variants the test set cannot tell apart.
+Then the GAN section: each GAN variant's FID (``--gan-metrics``) beside the reports' FIDs, the
+reference rows of the data's fake sources (``--fid-reference``) and each variant's last sample grid
+(``--gan-samples``, linked relative to the markdown file).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 from pathlib import Path
 
 from deepfake_detection.evaluation.report import (
     collect_metrics,
+    gan_markdown,
     leaderboard_markdown,
     paired_comparisons,
     read_scores,
@@ -20,6 +26,17 @@ from deepfake_detection.evaluation.report import (
 from deepfake_detection.io import write_text
 from deepfake_detection.params import load_params
 from deepfake_detection.runtime import stage_main
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; a one-line error naming it when it is not one."""
+    try:
+        obj = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"report: {path}: not valid JSON ({err}); re-run the stage that writes it") from None
+    if not isinstance(obj, dict):
+        raise SystemExit(f"report: {path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 @stage_main("report")
@@ -30,17 +47,30 @@ def main(argv=None) -> None:
                     help="folder holding <variant>/<test_set>.json for every variant and test set")
     ap.add_argument("--scores-root", required=True, type=Path,
                     help="folder holding <variant>/<test_set>_scores.csv for every variant and test set")
+    ap.add_argument("--gan-metrics", required=True, type=Path, help="folder holding <variant>.json per GAN variant")
+    ap.add_argument("--fid-reference", required=True, type=Path, help="the fid_reference stage's metrics JSON")
+    ap.add_argument("--gan-samples", required=True, type=Path, help="folder holding <variant>.jpg per GAN variant")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
     params = load_params(args.params)
-    published = [{"variant": name, **dataclasses.asdict(p)}
-                 for name, v in sorted(params.variants.items()) for p in v.published]
-    rows = collect_metrics([args.metrics_root / v / f"{t}.json"
-                            for v in sorted(params.variants) for t in sorted(params.evaluate.test_sets)])
+    every = {**params.variants, **params.gan_variants}
+    scored = sorted(params.scored_variants())
+    published = [{"variant": name, **dataclasses.asdict(p)} for name in scored for p in every[name].published]
+    rows = collect_metrics([args.metrics_root / v / f"{t}.json" for v in scored for t in sorted(params.evaluate.test_sets)])
     boot = params.evaluate.bootstrap
     pairs = paired_comparisons(rows, lambda v, t: read_scores(args.scores_root / v / f"{t}_scores.csv"),
                                boot.resamples, boot.seed)
-    write_text(args.out, leaderboard_markdown(rows, published, pairs))
+    lines = leaderboard_markdown(rows, published, pairs)
+    if params.gan_variants:
+        gans = sorted(params.gan_variants)
+        gan_rows = [read_json(args.gan_metrics / f"{v}.json") for v in gans]
+        gan_published = [{"variant": name, **dataclasses.asdict(p)} for name in gans
+                         for p in params.gan_variants[name].published]
+        gan_published += [{"variant": p.dataset, **dataclasses.asdict(p)} for p in params.gan.published_reference]
+        reference = read_json(args.fid_reference)
+        samples = {v: os.path.relpath(args.gan_samples / f"{v}.jpg", args.out.parent) for v in gans}
+        lines = lines.rstrip("\n") + "\n\n" + "\n".join(gan_markdown(gan_rows, reference, gan_published, samples)) + "\n"
+    write_text(args.out, lines)
 
 
 if __name__ == "__main__":

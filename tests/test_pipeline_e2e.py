@@ -41,6 +41,14 @@ def tiny_params(params: dict) -> dict:
     for variant in params["variants"].values():
         variant["train"].update(epochs=2, batch_size=16)
     params["variants"]["resnet18_scratch"]["train"]["augment"].update(resize=36, crop=32, eval_resize=32)
+    # two GAN variants at 32 px (the dcgan64 nets of seed 002 are 64-px only; their steps are tested
+    # in test_gan_train): a generative one (FID) and the anomaly detector (scored by evaluate)
+    params["gan"].update(prepared_size=32, fid={"n_real": 8, "n_fake": 8, "n_reference": 8, "batch_size": 8})
+    small = {"generator": {"builder": "dcgan224_generator", "kwargs": {"width": 8, "size": 32}},
+             "discriminator": {"builder": "dcgan224_discriminator", "kwargs": {"width": 8, "size": 32}},
+             "prepared_size": 32, "epochs": 2, "batch_size": 8, "max_batches_per_epoch": 2}
+    params["gan_variants"] = {"dcgan_label_smoothing": {**params["gan_variants"]["dcgan_label_smoothing"], **small},
+                              "dcgan224_anomaly": {**params["gan_variants"]["dcgan224_anomaly"], **small}}
     return params
 
 
@@ -122,7 +130,18 @@ def test_dvc_repro_builds_everything(dvc_project):
         assert sorted(f.name for f in (dvc_project / f"metrics/roc/{v}").iterdir()) == \
             sorted(f"{t}.csv" for t in p["evaluate"]["test_sets"])
     board = (dvc_project / "metrics/leaderboard.md").read_text()
-    assert all(f"| {v} |" in board for v in p["variants"])
+    assert all(f"| {v} |" in board for v in [*p["variants"], *p["gan_variants"]])
+    for v in p["gan_variants"]:
+        g = json.loads((dvc_project / f"metrics/gan/{v}.json").read_text())
+        assert g["variant"] == v and g["fid"] > 0 and (g["fid_n_real"], g["fid_n_fake"]) == (8, 8)
+        assert (dvc_project / f"metrics/gan_samples/{v}.jpg").is_file()
+        assert sorted(f.name for f in (dvc_project / f"data/gans/{v}/samples").iterdir()) == \
+            ["epoch_001.png", "epoch_002.png"]
+    assert set(json.loads((dvc_project / "metrics/fid/reference.json").read_text())) == {
+        "demo_deepfake_and_real_images", "demo_openforensics"}
+    for t in p["evaluate"]["test_sets"]:      # the anomaly detector is scored like the classifiers
+        m = json.loads((dvc_project / f"metrics/eval/dcgan224_anomaly/{t}.json").read_text())
+        assert m["n"] == TEST_N[t] and m["weights"] == "scratch"
     plots = run("dvc plots show --json", dvc_project)
     for v in p["variants"]:                      # dvclive curves: one row per epoch, drawn by dvc plots
         curve = (dvc_project / f"metrics/dvclive/{v}/plots/metrics/val_roc_auc.tsv").read_text().splitlines()
@@ -140,7 +159,8 @@ def test_dvc_repro_builds_everything(dvc_project):
 
 def _outputs(proj: Path) -> set[str]:
     """Every file the graph wrote that both runners declare (metrics, plots, data, models)."""
-    roots = ["metrics", "data/faces", "data/splits", "data/prepared", "data/models", "data/eval"]
+    roots = ["metrics", "data/faces", "data/splits", "data/prepared", "data/models", "data/eval", "data/fid",
+             "data/gans"]
     return {f.relative_to(proj).as_posix() for r in roots for f in (proj / r).rglob("*")
             if f.is_file() and f.name != ".snakemake_timestamp"}   # Snakemake's own bookkeeping
 
@@ -192,3 +212,18 @@ def test_editing_one_variant_reruns_only_its_stages(dvc_project):
     assert any("custom_cnn" in path for path in diff)
     # resnet18_scratch was not retrained; evaluate rescored it with the same model: same numbers
     assert not any("resnet18_scratch" in path for path in diff)
+
+
+def test_editing_one_gan_variant_reruns_it_and_shows_its_fid_in_metrics_diff(dvc_project):
+    run("git add -A && git commit -qm before-gan-edit", dvc_project)
+    p = _params(dvc_project)
+    p["gan_variants"]["dcgan_label_smoothing"]["real_label"] = 0.8
+    (dvc_project / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    # evaluate reads gan_variants (anomaly / hybrid discriminators) and data/gans: it reruns too
+    assert set(json.loads(run("dvc status --json", dvc_project))) == {
+        "train_gan@dcgan_label_smoothing", "evaluate", "report"}
+    out = run("dvc repro", dvc_project)
+    assert "Running stage 'train_gan@dcgan224_anomaly'" not in out
+    diff = json.loads(run("dvc metrics diff --json", dvc_project))
+    fid = diff["metrics/gan/dcgan_label_smoothing.json"]["fid"]
+    assert fid["old"] != fid["new"] and fid["diff"] == pytest.approx(fid["new"] - fid["old"])

@@ -75,6 +75,9 @@ def real_params(params: dict, url: str) -> dict:
         variant["prepared_size"] = 32
     params["train"].update(datasets=["openforensics"], epochs=1, batch_size=16, max_batches_per_epoch=2)
     params["variants"] = {"custom_cnn": params["variants"]["custom_cnn"]}
+    params["gan_variants"] = {}      # the GAN stages have their own tests; only the FID reference runs here
+    params["gan"].update(datasets=["openforensics"], prepared_size=32,
+                         fid={"n_real": 4, "n_fake": 4, "n_reference": 4, "batch_size": 4})
     params["evaluate"]["test_sets"] = {
         "test_dev": {"dataset": "openforensics", "split": "test_dev"},
         "test_challenge": {"dataset": "openforensics", "split": "test_challenge"},

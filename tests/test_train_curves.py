@@ -24,6 +24,7 @@ def setup(tmp_path_factory):
                          "optimizer": {"name": "sgd", "lr": 0.1}, "scheduler": {"name": "step", "step_size": 1,
                                                                                 "gamma": 0.5}})
     raw["prepare"] = {"sizes": [16]}
+    raw["gan_variants"], raw["gan"] = {}, None
     raw["variants"] = {"cnn": {"model": {"builder": "custom_cnn", "kwargs": {"widths": [4, 8], "hidden": 16}},
                                "prepared_size": 16}}
     return tmp, write_params(tmp / "params.yaml", raw), _prepared(tmp / "prepared")

@@ -40,6 +40,7 @@ TINY = {"model": {"builder": "custom_cnn", "kwargs": {"widths": [4, 8], "hidden"
 def _params(tmp_path, params_dict, seeds, name="params.yaml", test_sets=("test_dev",), variants=("cnn_a", "cnn_b")):
     params_dict["train"].update({"epochs": 1, "batch_size": 8, "seeds": seeds})
     params_dict["prepare"] = {"sizes": [16]}
+    params_dict["gan_variants"], params_dict["gan"] = {}, None
     every = {"cnn_a": TINY, "cnn_b": {**TINY, "train": {"optimizer": {"lr": 0.003}}}}
     params_dict["variants"] = {v: every[v] for v in variants}
     params_dict["evaluate"]["test_sets"] = {t: {"dataset": "demo_openforensics", "split": t} for t in test_sets}

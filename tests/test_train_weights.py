@@ -26,6 +26,7 @@ def _params(tmp, name, variants: dict, sizes=(16,), **train) -> object:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["train"].update({"epochs": 1, "batch_size": 8, "seeds": [3], **train})
     raw["prepare"] = {"sizes": list(sizes)}
+    raw["gan_variants"], raw["gan"] = {}, None
     raw["variants"] = copy.deepcopy(variants)
     raw["evaluate"]["test_sets"] = {t: {"dataset": "demo_openforensics", "split": t}
                                     for t in ("test_dev", "test_challenge")}

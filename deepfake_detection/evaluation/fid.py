@@ -229,7 +229,7 @@ def frechet_distance_gram(real: np.ndarray, fake: np.ndarray) -> float:
     return float(np.sum((mu1 - mu2) ** 2) + np.sum(a * a) + np.sum(b * b) - 2 * nuclear)
 
 
-FID_METHODS = ("pytorch_fid", "gram")
+FID_METHODS = ("pytorch_fid", "gram", "auto")
 
 
 def fid_from_activations(real: np.ndarray, fake: np.ndarray, method: str = "pytorch_fid") -> dict:
@@ -237,7 +237,8 @@ def fid_from_activations(real: np.ndarray, fake: np.ndarray, method: str = "pyto
 
     ``method`` "pytorch_fid": pytorch-fid's ``calculate_frechet_distance`` on the mean and
     covariance; "gram": :func:`frechet_distance_gram`, the same value without the D x D square root
-    (fast when the sets are smaller than D). ``fid_warning`` is "" unless a set has fewer samples
+    (fast when the sets are smaller than D); "auto": "gram" when a set has fewer samples than
+    dimensions, else "pytorch_fid" (``fid_method`` reports the one used). ``fid_warning`` is "" unless a set has fewer samples
     than feature dimensions (see :func:`small_sample_warning`). Needs at least 2 samples per set
     (a covariance of one sample is undefined).
     """
@@ -248,6 +249,8 @@ def fid_from_activations(real: np.ndarray, fake: np.ndarray, method: str = "pyto
         raise ValueError(f"fid: activations must be (N, D) with the same D, got {real.shape} and {fake.shape}")
     if min(len(real), len(fake)) < 2:
         raise ValueError(f"fid: need >= 2 samples per set for a covariance, got real {len(real)}, fake {len(fake)}")
+    if method == "auto":
+        method = "gram" if min(len(real), len(fake)) < real.shape[1] else "pytorch_fid"
     if method == "gram":
         fid = frechet_distance_gram(real, fake)
     else:

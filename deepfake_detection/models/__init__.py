@@ -5,4 +5,4 @@ Importing the package registers every builder (as timm's ``models/__init__.py`` 
 kwargs without importing this package (see ``deepfake_detection.model_specs``).
 """
 
-from . import classifiers  # noqa: F401  (registers the builders)
+from . import classifiers, gan_discriminators  # noqa: F401  (registers the builders)

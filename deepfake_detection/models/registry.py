@@ -32,7 +32,7 @@ class ModelInfo:
     name: str
     head: str            # "softmax2": 2 logits (real, fake), cross-entropy | "logit": 1 fake logit, BCE-with-logits
     normalize: str       # default normalisation: "half" (mean=std=0.5) | "imagenet" | "unit" (pixels in [0,1])
-    gradcam_layer: str   # dotted path for gradcam_target(); a component "-1" means the last child;
+    gradcam_layer: str   # dotted path for gradcam_target(); a component "-k" means the k-th child from the end;
                          # "last_conv" = the last nn.Conv2d
     default_size: int    # the report's input side
     frozen: tuple = ()   # dotted submodule paths whose parameters never train (and whose BatchNorm stays in eval mode)
@@ -135,10 +135,11 @@ def fake_probability(logits: torch.Tensor, head: str) -> torch.Tensor:
 
 def _child(module: nn.Module, part: str, path: str) -> nn.Module:
     children = dict(module.named_children())
-    if part == "-1":
-        if not children:
-            raise ValueError(f"gradcam layer {path!r}: {type(module).__name__} has no children for '-1'")
-        return list(children.values())[-1]
+    if part.startswith("-") and part[1:].isdigit():
+        if len(children) < int(part[1:]):
+            raise ValueError(f"gradcam layer {path!r}: {type(module).__name__} has {len(children)} children, "
+                             f"too few for {part!r}")
+        return list(children.values())[int(part)]
     if part not in children:
         raise ValueError(f"gradcam layer {path!r}: {type(module).__name__} has no child {part!r} "
                          f"(children: {list(children)})")

@@ -211,7 +211,8 @@ def _fixes(variant: str, src: WeightsSource) -> str:
             f"or set variants.{variant}.model.pretrained: fallback_scratch")
 
 
-def pretrained_weights(variant: str, builder: str, pretrained, weights_file: str = "") -> tuple[Path | None, dict]:
+def pretrained_weights(variant: str, builder: str, pretrained, weights_file: str = "",
+                       where: str | None = None) -> tuple[Path | None, dict]:
     """(file to load or None, record) for a variant; the record goes into its train metrics.
 
     ``pretrained`` False: scratch (a ``weights_file`` with it is an error). True: the resolved file,
@@ -220,7 +221,7 @@ def pretrained_weights(variant: str, builder: str, pretrained, weights_file: str
     train from scratch. A ``weights_file`` that does not exist is an error in every case: it is a
     typo to fix, not a reason to fall back.
     """
-    where = f"variants.{variant}.model"
+    where = where or f"variants.{variant}.model"   # the params key the messages name
     if pretrained not in (False, True, "fallback_scratch"):
         raise ValueError(f"{where}.pretrained: must be false, true or fallback_scratch, got {pretrained!r}")
     key = model_info(builder).weights

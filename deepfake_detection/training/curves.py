@@ -35,13 +35,15 @@ def open_live(folder: Path):
     return PipelineLive(str(folder), resume=False, report=None, save_dvc_exp=False, dvcyaml=False)
 
 
-def log_epoch(live, row: dict) -> None:
-    """One history row (``engine.fit``'s ``on_epoch``) as dvclive step ``row["epoch"]``.
+def log_epoch(live, row: dict, curves: tuple[str, ...] = CURVES) -> None:
+    """One history row (``engine.fit``'s or ``gan.train.fit_gan``'s ``on_epoch``) as dvclive step
+    ``row["epoch"]``, the keys ``curves`` (default: the classifier curves).
 
-    A value that does not exist (ROC-AUC of a one-class validation set) is left out of that step.
+    A value that does not exist (ROC-AUC of a one-class validation set, the gradient penalty of a
+    BCE GAN) is left out of that step.
     """
     live.step = int(row["epoch"])
-    for name in CURVES:
+    for name in curves:
         value = row.get(name)
         if value is not None:
             live.log_metric(name, round(float(value), DIGITS))

@@ -75,9 +75,9 @@ class Runtime:
 def make_optimizer(parameters, opt) -> torch.optim.Optimizer:
     params = [p for p in parameters if p.requires_grad]
     if opt.name == "adam":
-        return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay)
+        return torch.optim.Adam(params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
     if opt.name == "adamw":
-        return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
+        return torch.optim.AdamW(params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
     return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
 
 
@@ -231,12 +231,12 @@ def _selection_value(select: str, val_auc: float | None, val_loss: float) -> flo
     return 0.0   # "last": every epoch ties, the later one wins
 
 
-def _rng_state(rt: Runtime) -> dict:
+def rng_state(rt: Runtime) -> dict:
     return {"cpu_rng": torch.get_rng_state(),
             "cuda_rng": [torch.cuda.get_rng_state(d) for d in rt.rng_devices()]}
 
 
-def _set_rng_state(state: dict, rt: Runtime) -> None:
+def set_rng_state(state: dict, rt: Runtime) -> None:
     torch.set_rng_state(state["cpu_rng"])
     for d, s in zip(rt.rng_devices(), state.get("cuda_rng") or []):
         torch.cuda.set_rng_state(s, d)
@@ -265,7 +265,7 @@ def fit(model: nn.Module, train: BatchReader, val: BatchReader, augment: TrainAu
                     seed, on_epoch or (lambda row: None), head)
 
 
-def _cpu_state(model: nn.Module) -> dict:
+def cpu_state(model: nn.Module) -> dict:
     """A detached CPU copy of the model's state dict (it does not alias the live tensors)."""
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
@@ -286,7 +286,7 @@ def _fit(model, train, val, augment, eval_augment, cfg, rt, checkpoint, config_h
             scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state, rt)
+        set_rng_state(state, rt)
         result.history, result.timings = state["history"], state["timings"]
         result.best_epoch, result.best_state, best_value = state["best_epoch"], state["best_state"], state["best_value"]
         start_epoch = state["epoch"] + 1
@@ -313,7 +313,7 @@ def _fit(model, train, val, augment, eval_augment, cfg, rt, checkpoint, config_h
         value = _selection_value(cfg.select, val_auc, val_loss)
         if value >= best_value:
             best_value, result.best_epoch = value, epoch
-            result.best_state = _cpu_state(model)
+            result.best_state = cpu_state(model)
         log(f"train: epoch {epoch}/{cfg.epochs} loss {tr['loss']:.4f} acc {tr['accuracy']:.3f} "
             f"val_loss {val_loss:.4f} val_auc {val_auc if val_auc is None else round(val_auc, 4)} "
             f"({tr['images_per_s']:.1f} img/s, {tr['seconds']:.1f} s train, {val_seconds:.1f} s val)")
@@ -322,11 +322,11 @@ def _fit(model, train, val, augment, eval_augment, cfg, rt, checkpoint, config_h
                 "config_hash": config_hash, "epoch": epoch, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "scaler": scaler.state_dict() if scaler.is_enabled() else None, **_rng_state(rt),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None, **rng_state(rt),
                 "history": result.history, "timings": result.timings, "best_epoch": result.best_epoch,
                 "best_state": result.best_state, "best_value": best_value})
         on_epoch(row)
-    result.last_state = _cpu_state(model)   # also right after a resume that had no epoch left to run
+    result.last_state = cpu_state(model)   # also right after a resume that had no epoch left to run
     model.load_state_dict(result.best_state)
     result.val_labels, result.val_scores, _ = predict(model, val, eval_augment, rt, head=head)
     return result

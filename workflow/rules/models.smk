@@ -40,6 +40,7 @@ rule evaluate:
         expand("data/models/{variant}/model.pt", variant=VARIANTS),
         expand("data/models/{variant}/val_scores.csv", variant=VARIANTS),
         expand("data/models/{variant}/seeds", variant=VARIANTS),
+        expand("data/gans/{gan_variant}", gan_variant=GAN_VARIANTS),
     output:
         directory("data/eval"),
         directory("metrics/eval"),
@@ -47,11 +48,12 @@ rule evaluate:
     log:
         "logs/evaluate.log",
     params:
-        params_yaml=read_keys("train", "variants", "evaluate.batch_size", "evaluate.bootstrap",
+        params_yaml=read_keys("train", "variants", "gan_variants", "evaluate.batch_size", "evaluate.bootstrap",
                               "evaluate.test_sets", "compute"),
     shell:
-        "python stages/evaluate.py --models-root data/models --prepared-root data/prepared"
-        " --metrics-dir metrics/eval --scores-dir data/eval --roc-dir metrics/roc 2> {log}"
+        "python stages/evaluate.py --models-root data/models --gan-models-root data/gans"
+        " --prepared-root data/prepared --metrics-dir metrics/eval --scores-dir data/eval --roc-dir metrics/roc"
+        " 2> {log}"
 
 
 rule report:
@@ -59,12 +61,17 @@ rule report:
         code_deps("report"),
         "metrics/eval",
         "data/eval",
+        expand("metrics/gan/{gan_variant}.json", gan_variant=GAN_VARIANTS),
+        "metrics/fid/reference.json",
+        expand("metrics/gan_samples/{gan_variant}.jpg", gan_variant=GAN_VARIANTS),
     output:
         "metrics/leaderboard.md",
     log:
         "logs/report.log",
     params:
-        params_yaml=read_keys("variants", "evaluate.test_sets", "evaluate.bootstrap"),
+        params_yaml=read_keys("variants", "gan_variants", "gan.published_reference", "evaluate.test_sets",
+                              "evaluate.bootstrap"),
     shell:
         "python stages/report.py --metrics-root metrics/eval --scores-root data/eval"
+        " --gan-metrics metrics/gan --fid-reference metrics/fid/reference.json --gan-samples metrics/gan_samples"
         " --out metrics/leaderboard.md 2> {log}"
