@@ -14,6 +14,7 @@ from deepfake_detection.evaluation.report import (
     PUBLISHED_TITLE,
     ROW_KEYS,
     collect_metrics,
+    gan_markdown,
     leaderboard_markdown,
     paired_comparisons,
     read_scores,
@@ -203,3 +204,72 @@ def test_seed_spread_section():
     assert _table_rows(md, "## Spread over training seeds") == [
         "| test | strong | 3 | 0.9000 | 0.1000 | 0.8000 | 1.0000 | 0.7500 | 0.0500 | 0.7000 | 0.8000 "
         "| 0.1000 | 0.0000 | 0.1000 | 0.1000 |"]
+
+
+# ------------------------------------------------------------------ the GAN section
+
+WARN_8 = ("only 8 samples (real 8, fake 9) for 2048-d features: the covariance has rank <= 7 and is singular, "
+          "so this FID is biased upward and not comparable with FIDs from >= 2048 (usually 10k-50k) samples")
+GAN_DEMO = {"variant": "dcgan_baseline", "kind": "generative", "generator": "dcgan64", "discriminator": "dcgan64",
+            "loss": "bce", "epochs": 5, "scale": "demo", "differs_from_paper": "64 px, not 224", "n_train": 40,
+            "d_loss": 1.25, "g_loss": 0.75, "g_grad_last": 0.01, "fid": 312.5, "fid_n_real": 8, "fid_n_fake": 9,
+            "fid_warning": WARN_8, "fid_method": "gram"}
+GAN_PAPER = dict(GAN_DEMO, variant="wgan|gp", loss="wgan_gp", epochs=100, scale="paper", differs_from_paper="",
+                 fid=98.0, fid_n_real=3000, fid_n_fake=2500, fid_warning="", fid_method="pytorch_fid")
+REFERENCE = {"deepfakeface/insight": {"fid": 150.25, "fid_n_real": 20, "fid_n_fake": 20, "fid_warning": WARN_8,
+                                      "fid_method": "gram"}}
+GAN_PUBLISHED = [
+    {"variant": "dcgan_baseline", "report": "002", "dataset": "deepfakeface", "test_set": "test",
+     "metrics": {"fid": 207.95}},
+    {"variant": "deepfakeface/insight", "report": "002", "metrics": {"fid": 131.99}},
+    {"variant": "dcgan_baseline", "report": "002", "dataset": "deepfakeface", "test_set": "test",
+     "metrics": {"accuracy": 0.9}},                                   # no fid: not a FID cell
+]
+
+
+def test_gan_section_exact_lines():
+    lines = gan_markdown([GAN_DEMO, GAN_PAPER], REFERENCE, GAN_PUBLISHED,
+                         {"dcgan_baseline": "gan_samples/dcgan_baseline.jpg", "wgan|gp": "gan_samples/wgan.jpg"})
+    assert lines == [
+        "## GANs: FID",
+        "",
+        "| variant | kind | loss | epochs | FID (ours) | n real / n fake | published FID (report) | note |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
+        # FID ascending: 98.0 first; the paper-scale run has >= 2048 samples and no note
+        "| wgan\\|gp | generative | wgan_gp | 100 | 98.0000 | 3000 / 2500 | - |  |",
+        "| dcgan_baseline | generative | bce | 5 | 312.5000 | 8 / 9 | 207.9500 (002) "
+        "| demo scale; 64 px, not 224; only 8 samples for 2048-d features: biased upward |",
+        "",
+        "Reference: each dataset's own fake faces (`<dataset>/<generator>`) against its held-out real faces.",
+        "",
+        "| source | FID | n real / n fake | published FID (report) |",
+        "| --- | ---: | ---: | ---: |",
+        "| deepfakeface/insight | 150.2500 | 20 / 20 | 131.9900 (002) |",
+        "",
+        "Published FIDs are the reports' figures on their full data. A FID from fewer than 2048 samples per set "
+        "(the Inception features' dimension) is biased upward and not comparable with them.",
+        "",
+        "Last sample grid of each variant:",
+        "",
+        "![wgan\\|gp](gan_samples/wgan.jpg)",
+        "![dcgan_baseline](gan_samples/dcgan_baseline.jpg)",
+    ]
+
+
+def test_gan_section_none_fid_last_and_nothing_optional():
+    unscored = dict(GAN_PAPER, variant="a_unscored", fid=None)
+    lines = gan_markdown([unscored, GAN_DEMO], {}, [], {})
+    rows = [line for line in lines if line.startswith("| ")][2:]
+    assert [r.split(" | ")[0] for r in rows] == ["| dcgan_baseline", "| a_unscored"]
+    assert rows[1] == "| a_unscored | generative | wgan_gp | 100 | n/a | 3000 / 2500 | - |  |"
+    assert "Reference:" not in "\n".join(lines) and not any(line.startswith("![") for line in lines)
+    assert gan_markdown([], {}, [], {})[:3] == ["## GANs: FID", "", "No GAN metrics yet."]
+
+
+def test_gan_section_names_bad_input():
+    with pytest.raises(ValueError, match=r"GAN metrics row 0 \(dcgan_baseline\): missing keys \['fid_warning'\]"):
+        gan_markdown([{k: v for k, v in GAN_DEMO.items() if k != "fid_warning"}], {}, [], {})
+    with pytest.raises(ValueError, match=r"FID reference 'deepfakeface': missing keys \['fid_n_fake'\]"):
+        gan_markdown([GAN_DEMO], {"deepfakeface": {"fid": 1.0, "fid_n_real": 3}}, [], {})
+    with pytest.raises(ValueError, match=r"GAN samples: \['ghost'\] have a sample grid but no GAN metrics row"):
+        gan_markdown([GAN_DEMO], {}, [], {"ghost": "gan_samples/ghost.jpg"})

@@ -10,12 +10,17 @@ compared pairwise by a paired group bootstrap of the ROC-AUC difference on the s
 whether a variant is distinguishable from the top one, so noise is not read as a ranking. Every
 row says which weights the run started from (``weights``: ``imagenet`` or ``scratch``, as the
 model file records it), so a transfer variant that fell back to scratch is never read as transfer.
+
+:func:`gan_markdown` writes the GAN section: each variant's FID beside the reports' published FID
+and the reference FIDs of the datasets' own fake faces, with the sample-size caveat and the
+sample grids.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -35,6 +40,12 @@ _PUBLISHED_ID = ("variant", "report", "dataset", "test_set")
 # Published metrics are shown in this order first; any other name (fid, ...) follows, sorted.
 _PUBLISHED_ORDER = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "eer",
                     "log_loss", "fid")
+GAN_TITLE = "GANs: FID"
+GAN_KEYS = ("variant", "kind", "loss", "epochs", "scale", "differs_from_paper", "fid", "fid_n_real",
+            "fid_n_fake", "fid_warning")
+REFERENCE_KEYS = ("fid", "fid_n_real", "fid_n_fake")
+# fid.DIMS, the Inception pool3 size; not imported, because evaluation/fid.py pulls in torch
+FID_MIN_SAMPLES = 2048
 
 
 def collect_metrics(paths: Iterable[str | Path]) -> list[dict]:
@@ -75,8 +86,10 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: list[str], body: list[list[str]], numeric_from: int) -> list[str]:
-    align = ["---" if i < numeric_from else "---:" for i in range(len(header))]
+def _table(header: list[str], body: list[list[str]], numeric_from: int, numeric_to: int | None = None) -> list[str]:
+    """Markdown table; columns ``numeric_from`` up to (not including) ``numeric_to`` right-aligned."""
+    numeric_to = len(header) if numeric_to is None else numeric_to
+    align = ["---:" if numeric_from <= i < numeric_to else "---" for i in range(len(header))]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     return lines
@@ -276,3 +289,87 @@ def leaderboard_markdown(rows: list[dict], published: list[dict] | None = None,
     if published:
         lines += _published_section(rows, published)
     return "\n".join(lines) + "\n"
+
+
+def _fid_order(name: str, fid) -> tuple:
+    missing = fid is None or (isinstance(fid, float) and math.isnan(fid))
+    return (missing, 0.0 if missing else float(fid), name)
+
+
+def _published_fid(published: list[dict], name: str) -> str:
+    """``"<fid> (<report>)"`` for each published entry of ``name`` with a FID, ``; ``-joined, else ``-``."""
+    found = sorted((str(p.get("report", "")), _published_metrics(p)["fid"]) for p in published
+                   if str(p.get("variant", "")) == name and "fid" in _published_metrics(p))
+    return "; ".join(f"{_fmt(fid)} ({_cell(report)})" for report, fid in found) or "-"
+
+
+def _short_warning(warning: str) -> str:
+    """fid.small_sample_warning cut to its first clause without the counts (they have a column)."""
+    head = re.sub(r" \(real \d+, fake \d+\)", "", warning.split(":", 1)[0])
+    return f"{head}: biased upward" if ":" in warning else head
+
+
+def _gan_note(row: dict) -> str:
+    parts = ["demo scale"] if row["scale"] == "demo" else []
+    parts += [str(row["differs_from_paper"])] if row["differs_from_paper"] else []
+    parts += [_short_warning(str(row["fid_warning"]))] if row["fid_warning"] else []
+    return _cell("; ".join(parts))
+
+
+def _check_keys(where: str, entry, keys: tuple[str, ...], fix: str) -> None:
+    missing = [k for k in keys if not isinstance(entry, dict) or k not in entry]
+    if missing:
+        raise ValueError(f"{where}: missing keys {missing}; {fix}")
+
+
+def gan_markdown(gan_rows: list[dict], reference: dict[str, dict], published: list[dict],
+                 samples: dict[str, str]) -> list[str]:
+    """Markdown lines of the ``## GANs: FID`` section.
+
+    ``gan_rows``: one metrics/gan/<variant>.json each (:data:`GAN_KEYS` at least), one table row per
+    variant with the reports' FID for the same variant name beside ours. ``reference``:
+    metrics/fid/reference.json, ``{source: {fid, fid_n_real, fid_n_fake, ...}}`` with ``source``
+    ``<dataset>`` or ``<dataset>/<generator>`` (the data's own fake faces against held-out real
+    ones), beside published entries whose ``variant`` is that source. Both tables are sorted by
+    FID ascending, None last, ties by name. ``samples``: variant -> its last sample grid, a path
+    relative to the markdown file, shown in table order; a grid of a variant without a row is an
+    error. The note column says ``demo scale``, the row's ``differs_from_paper`` and the
+    small-sample warning shortened.
+    """
+    for i, row in enumerate(gan_rows):
+        name = row.get("variant", "?") if isinstance(row, dict) else "?"
+        _check_keys(f"GAN metrics row {i} ({name})", row, GAN_KEYS, f"re-run train_gan@{name}")
+    for source, entry in reference.items():
+        _check_keys(f"FID reference {source!r}", entry, REFERENCE_KEYS, "re-run the FID reference stage")
+    rows = sorted(gan_rows, key=lambda r: _fid_order(str(r["variant"]), r["fid"]))
+    names = [str(r["variant"]) for r in rows]
+    stray = sorted(set(samples) - set(names))
+    if stray:
+        raise ValueError(f"GAN samples: {stray} have a sample grid but no GAN metrics row; "
+                         f"pass the metrics/gan JSON of every variant whose grid is shown")
+
+    lines = [f"## {GAN_TITLE}", ""]
+    if not rows:
+        lines += ["No GAN metrics yet."]
+    else:
+        body = [[_cell(str(r["variant"])), _fmt(r["kind"]), _fmt(r["loss"]), _fmt(r["epochs"]), _fmt(r["fid"]),
+                 f"{_fmt(r['fid_n_real'])} / {_fmt(r['fid_n_fake'])}", _published_fid(published, str(r["variant"])),
+                 _gan_note(r)] for r in rows]
+        lines += _table(["variant", "kind", "loss", "epochs", "FID (ours)", "n real / n fake",
+                         "published FID (report)", "note"], body, numeric_from=3, numeric_to=7)
+    if reference:
+        order = sorted(reference, key=lambda k: _fid_order(k, reference[k]["fid"]))
+        body = [[_cell(k), _fmt(reference[k]["fid"]),
+                 f"{_fmt(reference[k]['fid_n_real'])} / {_fmt(reference[k]['fid_n_fake'])}",
+                 _published_fid(published, k)] for k in order]
+        lines += ["", "Reference: each dataset's own fake faces (`<dataset>/<generator>`) against its "
+                  "held-out real faces.", ""]
+        lines += _table(["source", "FID", "n real / n fake", "published FID (report)"], body, numeric_from=1)
+    lines += ["", f"Published FIDs are the reports' figures on their full data. A FID from fewer than "
+              f"{FID_MIN_SAMPLES} samples per set (the Inception features' dimension) is biased upward "
+              f"and not comparable with them."]
+    shown = [n for n in names if n in samples]
+    if shown:
+        lines += ["", "Last sample grid of each variant:", ""]
+        lines += [f"![{_cell(n)}]({samples[n]})" for n in shown]
+    return lines
