@@ -3,8 +3,10 @@
 Every GAN variant's FID is taken against the same real faces: the held-out side of ``gan``'s
 group-aware 75/25 split of the real faces of ``gan.datasets`` (``gan.data.real_split``), at most
 ``gan.fid.n_real`` of them (a seeded subset). This stage computes their pytorch-fid Inception
-pool3 features once (``--out``, an ``.npz`` with ``activations``, ``rows`` and ``face_ids``) so
-each ``train_gan@<variant>`` only runs Inception on its own samples.
+pool3 features once (``--out``, an ``.npz`` with ``activations``, ``rows`` and ``face_ids`` of
+those faces, and the split itself: ``train_rows`` and ``held_out_rows``) so each
+``train_gan@<variant>`` only runs Inception on its own samples, and the generative variants train
+on ``train_rows`` without computing the split again.
 
 It also writes the reference rows (``--metrics``): the FID of the fake faces of each source in
 the data (``<dataset>`` or ``<dataset>/<generator>``, at most ``gan.fid.n_reference`` each) against
@@ -59,7 +61,7 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     images, index = load_prepared(args.prepared)
     try:
-        _, held_out = real_split(index, gan.datasets, gan.holdout, gan.seed)
+        train_rows, held_out = real_split(index, gan.datasets, gan.holdout, gan.seed)
     except ValueError as exc:
         raise SystemExit(f"fid_reference: {exc}") from None
     real_rows = subset(held_out, cfg.n_real, gan.seed)
@@ -79,7 +81,8 @@ def main(argv=None) -> None:
         reference[source] = {**out, "fid": round(out["fid"], 4), "fid_inception": origin}
         log(f"fid_reference: {source}: FID {reference[source]['fid']} ({len(fake)} fake vs {len(real)} real)")
     face_ids = index.set_index("row").loc[real_rows, "face_id"].to_numpy().astype(str)
-    write_npz(args.out, activations=real, rows=real_rows, face_ids=face_ids)
+    write_npz(args.out, activations=real, rows=real_rows, face_ids=face_ids, train_rows=train_rows,
+              held_out_rows=held_out)
     write_json(args.metrics, reference)
 
 

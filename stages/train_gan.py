@@ -6,7 +6,8 @@ discriminator (``deepfake_detection.gan.nets``) and its loss and schedule; the l
 ``prepared_size``:
 
 - ``generative``: the training side of ``gan``'s group-aware 75/25 split of the real faces of
-  ``gan.datasets`` (``gan.data.real_split``);
+  ``gan.datasets`` (``gan.data.real_split``, drawn once by the fid_reference stage, whose output
+  holds it);
 - ``anomaly``: the real faces of the train split of its ``datasets``; the val split (both labels)
   scores the discriminator as a realness detector each epoch;
 - ``hybrid``: the train split of its ``datasets``, real and fake, plus generated faces.
@@ -45,7 +46,6 @@ from deepfake_detection.data.batches import BatchReader  # noqa: E402
 from deepfake_detection.data.prepared import load_prepared, select_rows  # noqa: E402
 from deepfake_detection.evaluation.fid import activations, fid_from_activations, fid_network, inception_weights  # noqa: E402
 from deepfake_detection.evaluation.metrics import roc_auc  # noqa: E402
-from deepfake_detection.gan.data import real_split  # noqa: E402
 from deepfake_detection.gan.nets import create_gan_net, gan_net_info  # noqa: E402
 from deepfake_detection.gan.train import HISTORY_KEYS, fit_gan, fixed_latents, sample  # noqa: E402
 from deepfake_detection.gan_specs import CLASSIFIER_OF  # noqa: E402
@@ -61,11 +61,13 @@ FID_SEED_OFFSET = 1   # the FID samples' latents: seed + 1, apart from the grid'
 SAMPLES_JPEG_QUALITY = 90
 
 
-def training_rows(params, name: str, index: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-    """(train rows, val rows or None) of the variant's kind (module docstring)."""
+def training_rows(params, name: str, index: pd.DataFrame, reference: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(train rows, val rows or None) of the variant's kind (module docstring); a generative
+    variant's are the training side of the real split the fid_reference stage drew."""
     gv = params.gan_variants[name]
     if gv.kind == "generative":
-        return real_split(index, params.gan.datasets, params.gan.holdout, params.gan.seed)[0], None
+        with np.load(reference) as ref:
+            return ref["train_rows"], None
     train = select_rows(index, gv.datasets, "train")
     if gv.kind == "anomaly":
         train = train[index.set_index("row").loc[train, "label"].to_numpy() == 0]
@@ -176,7 +178,7 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     rt = Runtime.for_device(device)
     images, index = load_prepared(args.prepared)
-    train_rows, val_rows = training_rows(params, args.variant, index)
+    train_rows, val_rows = training_rows(params, args.variant, index, args.fid_reference)
     labels = index["label"].to_numpy()
     batches = BatchReader(images, labels, train_rows, gv.batch_size, shuffle=True, seed=gv.seed,
                           drop_last=len(train_rows) > gv.batch_size, device=device)

@@ -237,10 +237,11 @@ def test_gan_section_exact_lines():
         "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
         # FID ascending: 98.0 first; the paper-scale run has >= 2048 samples and no note
         "| wgan\\|gp | generative | wgan_gp | 100 | 98.0000 | 3000 / 2500 | - |  |",
-        "| dcgan_baseline | generative | bce | 5 | 312.5000 | 8 / 9 | 207.9500 (002) "
+        "| dcgan_baseline | generative | bce | 5 | 312.5000 | 8 / 9 | 207.9500 (002, deepfakeface) "
         "| demo scale; 64 px, not 224; only 8 samples for 2048-d features: biased upward |",
         "",
-        "Reference: each dataset's own fake faces (`<dataset>/<generator>`) against its held-out real faces.",
+        "Reference: the data's own fake faces (`<dataset>` or `<dataset>/<generator>`) against the same "
+        "held-out real faces as the GANs.",
         "",
         "| source | FID | n real / n fake | published FID (report) |",
         "| --- | ---: | ---: | ---: |",

@@ -297,10 +297,12 @@ def _fid_order(name: str, fid) -> tuple:
 
 
 def _published_fid(published: list[dict], name: str) -> str:
-    """``"<fid> (<report>)"`` for each published entry of ``name`` with a FID, ``; ``-joined, else ``-``."""
-    found = sorted((str(p.get("report", "")), _published_metrics(p)["fid"]) for p in published
-                   if str(p.get("variant", "")) == name and "fid" in _published_metrics(p))
-    return "; ".join(f"{_fmt(fid)} ({_cell(report)})" for report, fid in found) or "-"
+    """``"<fid> (<report>, <dataset>)"`` for each published entry of ``name`` with a FID, ``; ``-joined,
+    else ``-`` (the dataset tells a report's whole-image and face-crop runs apart)."""
+    found = sorted((str(p.get("report", "")), _published_metrics(p)["fid"], str(p.get("dataset") or ""))
+                   for p in published if str(p.get("variant", "")) == name and "fid" in _published_metrics(p))
+    return "; ".join(f"{_fmt(fid)} ({_cell(report)}{', ' + _cell(ds) if ds and ds != name else ''})"
+                     for report, fid, ds in found) or "-"
 
 
 def _short_warning(warning: str) -> str:
@@ -362,8 +364,8 @@ def gan_markdown(gan_rows: list[dict], reference: dict[str, dict], published: li
         body = [[_cell(k), _fmt(reference[k]["fid"]),
                  f"{_fmt(reference[k]['fid_n_real'])} / {_fmt(reference[k]['fid_n_fake'])}",
                  _published_fid(published, k)] for k in order]
-        lines += ["", "Reference: each dataset's own fake faces (`<dataset>/<generator>`) against its "
-                  "held-out real faces.", ""]
+        lines += ["", "Reference: the data's own fake faces (`<dataset>` or `<dataset>/<generator>`) against "
+                  "the same held-out real faces as the GANs.", ""]
         lines += _table(["source", "FID", "n real / n fake", "published FID (report)"], body, numeric_from=1)
     lines += ["", f"Published FIDs are the reports' figures on their full data. A FID from fewer than "
               f"{FID_MIN_SAMPLES} samples per set (the Inception features' dimension) is biased upward "
