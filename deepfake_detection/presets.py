@@ -38,8 +38,8 @@ class PresetFile:
     description: str
     report: str
     variants: list[str]
-    gan_variants: list[str] = field(default_factory=list)
     set: dict[str, Any] = field(default_factory=dict)
+    gan_variants: list[str] = field(default_factory=list)
 
     def validate(self, where: str) -> None:
         check(bool(self.variants) or bool(self.gan_variants), f"{where}.variants",
@@ -121,7 +121,8 @@ def apply_preset(base_raw: dict, preset: Preset, overrides: dict[str, Any] | Non
         defined = (base_raw or {}).get(section) or {}
         missing = [v for v in getattr(preset.spec, section) if v not in defined]
         if missing:
-            raise ParamsError(f"{where}: {section} {missing} are not in the params (defined: {sorted(defined)}); "
+            label = "variant(s)" if section == "variants" else "GAN variant(s)"
+            raise ParamsError(f"{where}: {label} {missing} are not in the params (defined: {sorted(defined)}); "
                               f"{RESTORE}")
         out[section] = {}
     try:

@@ -210,7 +210,7 @@ def main(argv=None) -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--models-root", required=True, type=Path,
                     help="the train stages' folder: <variant>/model.pt, val_scores.csv, seeds/")
-    ap.add_argument("--gan-models-root", required=True, type=Path,
+    ap.add_argument("--gan-models-root", type=Path,
                     help="the train_gan stages' folder: <variant>/model.pt, val_scores.csv, seeds/ of the "
                          "anomaly and hybrid GAN variants")
     ap.add_argument("--prepared-root", required=True, type=Path, help="the prepare stages' folder: <size>/")
@@ -220,6 +220,10 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
     params = load_params(args.params)
+    scored_gans = sorted(set(params.scored_variants()) & set(params.gan_variants))
+    if scored_gans and args.gan_models_root is None:
+        raise SystemExit(f"evaluate: GAN variants {scored_gans} are scored too; pass --gan-models-root (the "
+                         f"train_gan stages' folder)")
     configure_compute(params.compute.threads, params.compute.cpu_isa, params.compute.deterministic)
     device = pick_device(args.device)
     with atomic_path(args.metrics_dir, is_dir=True) as metrics_dir, \

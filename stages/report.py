@@ -47,9 +47,9 @@ def main(argv=None) -> None:
                     help="folder holding <variant>/<test_set>.json for every variant and test set")
     ap.add_argument("--scores-root", required=True, type=Path,
                     help="folder holding <variant>/<test_set>_scores.csv for every variant and test set")
-    ap.add_argument("--gan-metrics", required=True, type=Path, help="folder holding <variant>.json per GAN variant")
-    ap.add_argument("--fid-reference", required=True, type=Path, help="the fid_reference stage's metrics JSON")
-    ap.add_argument("--gan-samples", required=True, type=Path, help="folder holding <variant>.jpg per GAN variant")
+    ap.add_argument("--gan-metrics", type=Path, help="folder holding <variant>.json per GAN variant")
+    ap.add_argument("--fid-reference", type=Path, help="the fid_reference stage's metrics JSON")
+    ap.add_argument("--gan-samples", type=Path, help="folder holding <variant>.jpg per GAN variant")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
     params = load_params(args.params)
@@ -62,6 +62,10 @@ def main(argv=None) -> None:
                                boot.resamples, boot.seed)
     lines = leaderboard_markdown(rows, published, pairs)
     if params.gan_variants:
+        missing = [f"--{k.replace('_', '-')}" for k in ("gan_metrics", "fid_reference", "gan_samples")
+                   if getattr(args, k) is None]
+        if missing:
+            raise SystemExit(f"report: params.yaml has GAN variants; pass {' '.join(missing)}")
         gans = sorted(params.gan_variants)
         gan_rows = [read_json(args.gan_metrics / f"{v}.json") for v in gans]
         gan_published = [{"variant": name, **dataclasses.asdict(p)} for name in gans

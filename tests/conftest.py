@@ -34,10 +34,16 @@ def write_params(path: Path, params: dict) -> Path:
 
 def train_on(params: dict, datasets: list[str]) -> dict:
     """``params`` with every variant trained on ``datasets`` (``train.datasets``; the variants'
-    own ``train.datasets`` overrides, such as keras_cnn4/5's, are dropped)."""
+    own ``train.datasets`` overrides, such as keras_cnn4/5's, are dropped), and every GAN too
+    (``gan.datasets`` and the anomaly / hybrid variants' ``datasets``)."""
     params["train"]["datasets"] = list(datasets)
     for variant in params["variants"].values():
         (variant.get("train") or {}).pop("datasets", None)
+    if params.get("gan"):
+        params["gan"]["datasets"] = list(datasets)
+    for variant in (params.get("gan_variants") or {}).values():
+        if variant.get("datasets"):
+            variant["datasets"] = list(datasets)
     return params
 
 

@@ -190,7 +190,7 @@ def test_the_gram_route_equals_pytorch_fids_function(n_real, n_fake, dims):
 
 
 def test_an_unknown_fid_method_is_named():
-    with pytest.raises(ValueError, match=r"method 'sqrtm' is not one of \('pytorch_fid', 'gram'\)"):
+    with pytest.raises(ValueError, match=r"method 'sqrtm' is not one of \('pytorch_fid', 'gram', 'auto'\)"):
         F.fid_from_activations(np.zeros((3, 2)), np.zeros((3, 2)), method="sqrtm")
 
 

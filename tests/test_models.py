@@ -14,7 +14,8 @@ from deepfake_detection.models.blocks import CBAM, BackboneHead, SqueezeExcitati
 from deepfake_detection.models.registry import (ModelInfo, create_model, fake_probability, gradcam_target,
                                                 list_models, model_info)
 
-ALL = ["custom_cnn", "efficientnetv2_s", "keras_cnn", "mobilenet_v2", "resnet18", "resnet50_frozen", "xception"]
+ALL = ["custom_cnn", "dcgan_realness", "efficientnetv2_s", "hybrid_resnet34", "keras_cnn", "mobilenet_v2", "resnet18",
+       "resnet50_frozen", "xception"]
 
 
 @functools.cache
@@ -65,7 +66,7 @@ def test_builder_forward_backward_grads_and_gradcam_layer(name, size):
 # The Grad-CAM layer each builder declares resolves to this module type.
 GRADCAM_TYPES = {"custom_cnn": nn.Conv2d, "efficientnetv2_s": nn.Conv2d, "keras_cnn": nn.Conv2d,
                  "mobilenet_v2": "Conv2dNormActivation", "resnet18": nn.Conv2d, "resnet50_frozen": nn.Conv2d,
-                 "xception": nn.ReLU}
+                 "xception": nn.ReLU, "dcgan_realness": nn.LeakyReLU, "hybrid_resnet34": nn.Sequential}
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -93,6 +94,11 @@ def test_gradcam_paths_resolve_as_declared():
     xcp = _built("xception")   # act4: the ReLU after the last separable conv (timm's last feature level)
     assert gradcam_target(xcp, model_info("xception")) is xcp.act4
     assert [n for n, _ in xcp.named_children()][-5:] == ["conv4", "bn4", "act4", "global_pool", "fc"]
+    anomaly = _built("dcgan_realness")   # net.-3: the last LeakyReLU, before the conv to one logit
+    assert gradcam_target(anomaly, model_info("dcgan_realness")) is anomaly.net[-3]
+    assert isinstance(anomaly.net[-2], nn.Conv2d) and anomaly.net[-2].out_channels == 1
+    hybrid = _built("hybrid_resnet34")   # the extra convs after the SE-gated ResNet-34 features
+    assert gradcam_target(hybrid, model_info("hybrid_resnet34")) is hybrid.extra
     with pytest.raises(ValueError, match=r"gradcam layer 'layer9.0': ResNet has no child 'layer9'"):
         gradcam_target(r18, ModelInfo("x", "softmax2", "half", "layer9.0", 224))
 
@@ -108,6 +114,8 @@ def test_metadata_of_every_builder():
         "resnet18": ("softmax2", 2, "half", 224, (), "resnet18"),
         "resnet50_frozen": ("logit", 1, "imagenet", 224, ("backbone",), "resnet50"),
         "xception": ("softmax2", 2, "half", 224, (), "legacy_xception"),
+        "dcgan_realness": ("logit", 1, "half", 224, (), None),
+        "hybrid_resnet34": ("logit", 1, "unit", 64, (), "resnet34"),
     }
 
 

@@ -80,7 +80,8 @@ def _variant(d, **train):
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d["variants"]["custom_cnn"]["model"].update(builder="custom_cnnn"),
      "variants.custom_cnn.model.builder: unknown builder 'custom_cnnn'; registered: ['custom_cnn', "
-     "'efficientnetv2_s', 'keras_cnn', 'mobilenet_v2', 'resnet18', 'resnet50_frozen', 'xception']"),
+     "'dcgan_realness', 'efficientnetv2_s', 'hybrid_resnet34', 'keras_cnn', 'mobilenet_v2', 'resnet18', "
+     "'resnet50_frozen', 'xception']"),
     (lambda d: d["variants"]["custom_cnn"]["model"].update(kwargs={"widthz": 3}),
      "variants.custom_cnn.model.kwargs: custom_cnn takes no argument(s) ['widthz']; it accepts "
      "['widths', 'hidden', 'dropout'] (input_size, num_outputs and weights_file come from the pipeline)"),
@@ -175,8 +176,8 @@ def test_builder_specs_match_the_live_registry():
     from deepfake_detection.models.registry import get_builder, list_models, model_info
 
     specs = builder_specs()
-    assert sorted(specs) == list_models() == ["custom_cnn", "efficientnetv2_s", "keras_cnn", "mobilenet_v2",
-                                              "resnet18", "resnet50_frozen", "xception"]
+    assert sorted(specs) == list_models() == ["custom_cnn", "dcgan_realness", "efficientnetv2_s", "hybrid_resnet34",
+                                              "keras_cnn", "mobilenet_v2", "resnet18", "resnet50_frozen", "xception"]
     for name, spec in specs.items():
         sig = inspect.signature(get_builder(name)).parameters
         assert spec.kwargs == tuple(p for p in sig if p not in FACTORY_ARGS

@@ -71,6 +71,8 @@ def small() -> dict:
         "cnn_c": {"model": {"builder": "custom_cnn"}, "prepared_size": 32},
     }
     p["prepare"]["sizes"] = [32, 48]
+    p["gan_variants"] = {}
+    p["gan"]["prepared_size"] = 32
     return p
 
 
@@ -130,7 +132,7 @@ def test_apply_preset_keeps_its_variants_at_paper_values(small):
                   "train": {"epochs": 10, "optimizer": {"lr": 0.001}}},
         "cnn_b": {"model": {"builder": "custom_cnn"}, "prepared_size": 200},
     }
-    assert out["prepare"]["sizes"] == [200, 224]
+    assert out["prepare"]["sizes"] == [32, 200, 224]     # 32: gan.prepared_size, the FID reference's
     assert out["train"]["batch_size"] == 8
     assert out["evaluate"]["test_sets"] == {"t": {"dataset": "demo_openforensics", "split": "test_dev"}}
     rest = {k: v for k, v in out.items() if k not in ("variants", "prepare", "train", "evaluate")}
@@ -141,7 +143,7 @@ def test_apply_preset_keeps_its_variants_at_paper_values(small):
 def test_overrides_come_after_the_preset(small):
     out = apply_preset(small, MINI, {"train.batch_size": 4, "variants.cnn_b.prepared_size": 224})
     assert out["train"]["batch_size"] == 4
-    assert out["prepare"]["sizes"] == [224]
+    assert out["prepare"]["sizes"] == [32, 224]
 
 
 def test_missing_variant_says_how_to_restore(small):
@@ -165,6 +167,7 @@ def _video_preset(name="vid"):
         "face_stages": {"faces": ["fake_video_images"], "faces_yolo": []},
         "faces.detector.backend": "yunet",
         "train.datasets": ["fake_video_images"],
+        "gan.datasets": ["fake_video_images"],
         "evaluate.test_sets": {"test": {"dataset": "fake_video_images", "split": "test"}}}))
 
 
@@ -191,7 +194,7 @@ def test_preset_file_keys_are_checked(tmp_path):
     with pytest.raises(ParamsError) as err:
         load_preset(path)
     assert str(err.value) == (f"{path}: unknown key(s) ['sett']; allowed keys are "
-                              "['description', 'report', 'set', 'variants']")
+                              "['description', 'gan_variants', 'report', 'set', 'variants']")
     path.write_text("description: d\nreport: '1'\nvariants: [a, b, a]\n")
     with pytest.raises(ParamsError) as err:
         load_preset(path)
@@ -273,14 +276,18 @@ def test_cli_checks_the_base_params_first(project, small, capsys):
 
 PRESETS = {   # preset -> (its variants, the prepared sizes, the download sources, the test sets)
     "seed_000": (["resnet18_scratch", "resnet18_transfer", "resnet18_cbam", "resnet18_cutmix",
-                  "resnet18_cbam_dropout"], [256], ["deepfake_and_real_images"], ["test"]),
+                  "resnet18_cbam_dropout"], [224, 256], ["deepfake_and_real_images"], ["test"]),
     "seed_001": (["efficientnetv2s_mixup"], [256], ["fake_video_images"], ["test"]),
     "seed_002": (["keras_cnn1", "keras_cnn2", "keras_cnn3", "keras_cnn4", "keras_cnn5", "resnet50_frozen"],
-                 [200, 224], ["deepfakeface"], ["faces_test", "test"]),
+                 [64, 200, 224], ["deepfakeface"], ["faces_test", "test"]),
     "seed_003": (["mobilenetv2_finetune", "xception_finetune", "custom_cnn"], [224], ["openforensics"],
                  ["test_challenge", "test_dev"]),
+    "seed_004": ([], [64], ["real_and_fake_faces"], ["test"]),
 }
-OVERRIDES = {"seed_001": {SLUG: "someone/fake-video-images"}}
+GAN_PRESETS = {"seed_000": ["dcgan224_anomaly"], "seed_002": ["dcgan_baseline", "dcgan_label_smoothing", "dcgan_ttur",
+               "wgan_gp", "wgan_gp_ttur_slow_d", "wgan_gp_ttur_fast_d"], "seed_004": ["hybrid_resnet34_gan"]}
+OVERRIDES = {"seed_001": {SLUG: "someone/fake-video-images"},
+             "seed_004": {"sources.real_and_fake_faces.options.dataset": "someone/real-and-fake-faces"}}
 
 
 def repo_params() -> dict:
@@ -297,6 +304,9 @@ def test_presets_cover_every_variant_once():
     assert [p.spec.variants for p in presets] == [PRESETS[p.name][0] for p in presets]
     names = [v for p in presets for v in p.spec.variants]
     assert sorted(names) == sorted(repo_params()["variants"]) and len(names) == len(set(names))
+    assert {p.name: p.spec.gan_variants for p in presets if p.spec.gan_variants} == GAN_PRESETS
+    gans = [v for p in presets for v in p.spec.gan_variants]
+    assert sorted(gans) == sorted(repo_params()["gan_variants"]) and len(gans) == len(set(gans))
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -305,6 +315,8 @@ def test_preset_validates_at_paper_scale(name):
     out = applied(name)
     p = parse_params(out)
     assert list(p.variants) == variants
+    assert list(p.gan_variants) == GAN_PRESETS.get(name, [])
+    assert all(gv.paper == {} for gv in p.gan_variants.values())
     assert p.prepare.sizes == sizes
     assert p.enabled_sources == sources
     assert sorted(p.evaluate.test_sets) == test_sets
@@ -364,8 +376,8 @@ def pipeline_copy(tmp_path_factory):
 def expected_stages(name: str) -> list[str]:
     variants, sizes, sources, _ = PRESETS[name]
     return sorted([*(f"download@{s}" for s in sources), *(f"faces@{s}" for s in sources), "split",
-                   *(f"prepare@{s}" for s in sizes), *(f"train@{v}" for v in variants), "evaluate",
-                   "report"])
+                   *(f"prepare@{s}" for s in sizes), *(f"train@{v}" for v in variants), "fid_reference",
+                   *(f"train_gan@{v}" for v in GAN_PRESETS.get(name, [])), "evaluate", "report"])
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -388,6 +400,9 @@ def test_preset_graph_builds_under_dvc_and_snakemake(pipeline_copy, name):
     table = out.stdout.split("Job stats:")[1].split("\n\n")[0]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
     variants, sizes, sources, _ = PRESETS[name]
-    assert jobs == {"download": str(len(sources)), "faces": str(len(sources)), "split": "1",
-                    "prepare": str(len(sizes)), "train": str(len(variants)), "evaluate": "1", "report": "1",
-                    "all": "1", "total": str(2 * len(sources) + 1 + len(sizes) + len(variants) + 3)}
+    gans = GAN_PRESETS.get(name, [])
+    expected = {"download": len(sources), "faces": len(sources), "split": 1, "prepare": len(sizes),
+                "train": len(variants), "fid_reference": 1, "train_gan": len(gans), "evaluate": 1, "report": 1,
+                "all": 1}
+    expected = {k: str(v) for k, v in expected.items() if v}
+    assert jobs == {**expected, "total": str(sum(int(v) for v in expected.values()))}

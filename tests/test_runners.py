@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from deepfake_detection.stagedeps import code_deps, is_code, rewrite_dvc_yaml
-from tests.conftest import enable_trained_yolo, write_params
+from tests.conftest import REPO, enable_trained_yolo, write_params
 
 BIN = Path(sys.executable).parent
 
@@ -175,6 +175,15 @@ def test_editing_one_variant_reruns_its_train_the_one_evaluate_and_the_report(gr
     assert rerun_by_edit(dvc, "variants.custom_cnn.train.optimizer.lr") == {"train@custom_cnn", "evaluate", "report"}
     assert rerun_by_edit(dvc, "variants.resnet18_scratch.model") == {"train@resnet18_scratch", "evaluate", "report"}
     assert rerun_by_edit(dvc, "evaluate.bootstrap") == {"evaluate", "report"}
+
+
+def test_editing_one_gan_variant_reruns_its_train_gan_the_evaluate_and_the_report(graphs):
+    _, _, dvc, _ = graphs
+    # evaluate scores the anomaly / hybrid discriminators, so it reads gan_variants and data/gans
+    assert rerun_by_edit(dvc, "gan_variants.wgan_gp.d_optimizer.lr") == {"train_gan@wgan_gp", "evaluate", "report"}
+    every_gan = {f"train_gan@{v}" for v in yaml.safe_load((REPO / "params.yaml").read_text())["gan_variants"]}
+    assert rerun_by_edit(dvc, "gan.fid.n_fake") == {"fid_reference", *every_gan, "evaluate", "report"}
+    assert rerun_by_edit(dvc, "gan.published_reference") == {"report"}
 
 
 def test_snakemake_lint_is_clean_but_for_conda(repo):

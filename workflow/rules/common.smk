@@ -36,3 +36,13 @@ def uses_trained_detector(wildcards):
 def prepared_dir(wildcards):
     """data/prepared/<size> of the variant's prepared_size (dvc.yaml: ${item.prepared_size})."""
     return f"data/prepared/{config['variants'][wildcards.variant]['prepared_size']}"
+
+
+def gan_prepared_dir(wildcards):
+    """data/prepared/<size> of the GAN variant's prepared_size (dvc.yaml: ${item.prepared_size})."""
+    return f"data/prepared/{config['gan_variants'][wildcards.gan_variant]['prepared_size']}"
+
+
+def fid_prepared_dir(wildcards):
+    """data/prepared/<gan.prepared_size>: the held-out real faces' array (dvc.yaml: ${gan.prepared_size})."""
+    return f"data/prepared/{config['gan']['prepared_size']}"

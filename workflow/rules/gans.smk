@@ -5,7 +5,7 @@
 rule fid_reference:
     input:
         code_deps("fid_reference"),
-        f"data/prepared/{config['gan']['prepared_size']}",
+        fid_prepared_dir,
     output:
         "data/fid/real.npz",
         "metrics/fid/reference.json",
@@ -14,15 +14,11 @@ rule fid_reference:
     threads: workflow.cores
     params:
         params_yaml=read_keys("gan.datasets", "gan.prepared_size", "gan.holdout", "gan.seed", "gan.fid", "compute"),
-        prepared=f"data/prepared/{config['gan']['prepared_size']}",
+        prepared=fid_prepared_dir,
     shell:
         "python stages/fid_reference.py --prepared {params.prepared}"
         " --out data/fid/real.npz --metrics metrics/fid/reference.json 2> {log}"
 
-
-def gan_prepared_dir(wildcards):
-    """data/prepared/<size> of the GAN variant's prepared_size (dvc.yaml: ${item.prepared_size})."""
-    return f"data/prepared/{config['gan_variants'][wildcards.gan_variant]['prepared_size']}"
 
 
 rule train_gan:
