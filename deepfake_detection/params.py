@@ -802,8 +802,8 @@ class Params:
         """Datasets exist, generative variants have ``gan``, names do not clash with classifiers,
         and every GAN variant's paper deltas name its keys and still validate."""
         clash = sorted(set(self.gan_variants) & set(self.variants))
-        check(not clash, "gan_variants", f"{clash} also name classifier variants; rename one (evaluate and "
-                                         f"the leaderboard key models by name)")
+        check(not clash, "gan_variants", f"{clash} also name classifier variants; rename one (both would write "
+                                         f"data/models/<name>, and evaluate and the leaderboard key models by name)")
         check(not self.gan_variants or self.gan is not None, "gan",
               f"missing: GAN variants {sorted(self.gan_variants)} need its datasets, holdout and fid settings "
               f"(the FID of every variant is taken against gan's held-out real faces)")

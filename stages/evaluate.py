@@ -2,7 +2,7 @@
 
 The variants are the classifiers (``variants``) and the GAN variants whose discriminator is a
 detector (``gan_variants`` of kind anomaly and hybrid), whose train_gan stage writes the same model
-files under ``--gan-models-root``.
+files into its own ``<models-root>/<variant>/`` folder.
 
 One process for the whole zoo: each stage process pays torch's imports (~14 s here) once, not
 once per variant. Variants are taken by their ``prepared_size``; each prepared array
@@ -190,14 +190,13 @@ def variants_by_size(scored: dict[str, tuple[int, str]]) -> dict[int, list[str]]
 
 def evaluate_all(params, args, device, out: dict[str, Path]) -> None:
     """Every classifier variant and every anomaly / hybrid GAN variant on every test set; each
-    prepared size is loaded once. GAN variants' model files are under ``--gan-models-root``."""
+    prepared size is loaded once."""
     scored_variants = params.scored_variants()
     for size, names in variants_by_size(scored_variants).items():
         images, index = load_prepared(args.prepared_root / str(size))
         rows = test_set_rows(index, params.evaluate.test_sets)
         for variant in names:
-            root = args.gan_models_root if variant in params.gan_variants else args.models_root
-            models = variant_models(root, variant)
+            models = variant_models(args.models_root, variant)
             rule = scored_variants[variant][1]
             scored, weights = score_variant(variant, models, rule, images, index, rows,
                                             params.evaluate.batch_size, device)
@@ -209,10 +208,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--models-root", required=True, type=Path,
-                    help="the train stages' folder: <variant>/model.pt, val_scores.csv, seeds/")
-    ap.add_argument("--gan-models-root", type=Path,
-                    help="the train_gan stages' folder: <variant>/model.pt, val_scores.csv, seeds/ of the "
-                         "anomaly and hybrid GAN variants")
+                    help="the train and train_gan stages' folder: <variant>/model.pt, val_scores.csv, seeds/")
     ap.add_argument("--prepared-root", required=True, type=Path, help="the prepare stages' folder: <size>/")
     ap.add_argument("--metrics-dir", required=True, type=Path, help="gets <variant>/<test_set>.json")
     ap.add_argument("--scores-dir", required=True, type=Path, help="gets <variant>/<test_set>_scores.csv")
@@ -220,10 +216,6 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
     params = load_params(args.params)
-    scored_gans = sorted(set(params.scored_variants()) & set(params.gan_variants))
-    if scored_gans and args.gan_models_root is None:
-        raise SystemExit(f"evaluate: GAN variants {scored_gans} are scored too; pass --gan-models-root (the "
-                         f"train_gan stages' folder)")
     configure_compute(params.compute.threads, params.compute.cpu_isa, params.compute.deterministic)
     device = pick_device(args.device)
     with atomic_path(args.metrics_dir, is_dir=True) as metrics_dir, \

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from deepfake_detection.evaluation.report import (
     gan_markdown,
     leaderboard_markdown,
     paired_comparisons,
+    read_json_object,
     read_scores,
 )
 from deepfake_detection.io import write_text
@@ -29,14 +29,11 @@ from deepfake_detection.runtime import stage_main
 
 
 def read_json(path: Path) -> dict:
-    """A JSON object from ``path``; a one-line error naming it when it is not one."""
+    """A JSON object from ``path``; a one-line error naming it (and the fix) when it is not one."""
     try:
-        obj = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise SystemExit(f"report: {path}: not valid JSON ({err}); re-run the stage that writes it") from None
-    if not isinstance(obj, dict):
-        raise SystemExit(f"report: {path}: expected a JSON object, got {type(obj).__name__}")
-    return obj
+        return read_json_object(path)
+    except ValueError as exc:
+        raise SystemExit(f"report: {exc}; re-run the stage that writes it") from None
 
 
 @stage_main("report")

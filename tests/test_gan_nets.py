@@ -196,3 +196,14 @@ def test_one_training_step_updates_d_then_g(variant):
     opt_g.step()
     assert _changed(g, g_before) == [k for k, _ in g.named_parameters()] and _changed(d, d_after) == []
     assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
+
+
+def test_hybrid_generator_sizes_follow_the_pyramid():
+    z = torch.randn(2, 8)
+    for size, chans in ((64, [32, 16, 8, 4]), (32, [16, 8, 4])):
+        g = create_gan_net("hybrid_generator", z_dim=8, width=4, size=size).eval()
+        assert g(z).shape == (2, 3, size, size)
+        convt = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+        assert [m.out_channels for m in convt] == chans + [3]
+    with pytest.raises(ValueError, match="size 56 must be 4 \\* 2\\^k"):
+        create_gan_net("hybrid_generator", size=56)

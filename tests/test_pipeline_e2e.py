@@ -135,7 +135,7 @@ def test_dvc_repro_builds_everything(dvc_project):
         g = json.loads((dvc_project / f"metrics/gan/{v}.json").read_text())
         assert g["variant"] == v and g["fid"] > 0 and (g["fid_n_real"], g["fid_n_fake"]) == (8, 8)
         assert (dvc_project / f"metrics/gan_samples/{v}.jpg").is_file()
-        assert sorted(f.name for f in (dvc_project / f"data/gans/{v}/samples").iterdir()) == \
+        assert sorted(f.name for f in (dvc_project / f"data/models/{v}/samples").iterdir()) == \
             ["epoch_001.png", "epoch_002.png"]
     assert set(json.loads((dvc_project / "metrics/fid/reference.json").read_text())) == {
         "demo_deepfake_and_real_images", "demo_openforensics"}
@@ -159,8 +159,7 @@ def test_dvc_repro_builds_everything(dvc_project):
 
 def _outputs(proj: Path) -> set[str]:
     """Every file the graph wrote that both runners declare (metrics, plots, data, models)."""
-    roots = ["metrics", "data/faces", "data/splits", "data/prepared", "data/models", "data/eval", "data/fid",
-             "data/gans"]
+    roots = ["metrics", "data/faces", "data/splits", "data/prepared", "data/models", "data/eval", "data/fid"]
     return {f.relative_to(proj).as_posix() for r in roots for f in (proj / r).rglob("*")
             if f.is_file() and f.name != ".snakemake_timestamp"}   # Snakemake's own bookkeeping
 
@@ -219,7 +218,7 @@ def test_editing_one_gan_variant_reruns_it_and_shows_its_fid_in_metrics_diff(dvc
     p = _params(dvc_project)
     p["gan_variants"]["dcgan_label_smoothing"]["real_label"] = 0.8
     (dvc_project / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
-    # evaluate reads gan_variants (anomaly / hybrid discriminators) and data/gans: it reruns too
+    # evaluate reads gan_variants (anomaly / hybrid discriminators) and data/models: it reruns too
     assert set(json.loads(run("dvc status --json", dvc_project))) == {
         "train_gan@dcgan_label_smoothing", "evaluate", "report"}
     out = run("dvc repro", dvc_project)

@@ -179,7 +179,7 @@ def test_editing_one_variant_reruns_its_train_the_one_evaluate_and_the_report(gr
 
 def test_editing_one_gan_variant_reruns_its_train_gan_the_evaluate_and_the_report(graphs):
     _, _, dvc, _ = graphs
-    # evaluate scores the anomaly / hybrid discriminators, so it reads gan_variants and data/gans
+    # evaluate scores the anomaly / hybrid discriminators, so it reads gan_variants and data/models
     assert rerun_by_edit(dvc, "gan_variants.wgan_gp.d_optimizer.lr") == {"train_gan@wgan_gp", "evaluate", "report"}
     every_gan = {f"train_gan@{v}" for v in yaml.safe_load((REPO / "params.yaml").read_text())["gan_variants"]}
     assert rerun_by_edit(dvc, "gan.fid.n_fake") == {"fid_reference", *every_gan, "evaluate", "report"}

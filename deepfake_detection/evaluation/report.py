@@ -48,6 +48,18 @@ REFERENCE_KEYS = ("fid", "fid_n_real", "fid_n_fake")
 FID_MIN_SAMPLES = 2048
 
 
+def read_json_object(path: str | Path) -> dict:
+    """The JSON object in ``path``; ValueError naming the file when it is not valid JSON or not an
+    object (a missing file raises FileNotFoundError)."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def collect_metrics(paths: Iterable[str | Path]) -> list[dict]:
     """Read metrics JSON files (in the given order), checking each has every key of ROW_KEYS.
 
@@ -57,12 +69,7 @@ def collect_metrics(paths: Iterable[str | Path]) -> list[dict]:
     rows = []
     for path in paths:
         path = Path(path)
-        try:
-            row = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from err
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(row).__name__}")
+        row = read_json_object(path)
         missing = [k for k in ROW_KEYS if k not in row]
         if missing:
             raise ValueError(f"{path}: missing metrics keys {missing}")

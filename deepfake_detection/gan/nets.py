@@ -328,14 +328,18 @@ def hybrid_resnet34_discriminator(weights_file: Path | None = None, dropout: flo
 
 
 @register_gan_net(kind="generator", pixels="unit", default_size=64)
-def hybrid_generator(z_dim: int = 100, width: int = 64) -> nn.Module:
-    """Seed 004's generator (its architecture is not stated): a DCGAN generator to 64x64, sigmoid out.
+def hybrid_generator(z_dim: int = 100, width: int = 64, size: int = 64) -> nn.Module:
+    """Seed 004's generator (its architecture is not stated): a DCGAN generator, sigmoid out.
 
-    ConvT k4 s1 to 8w@4x4, then ConvT k4 s2 p1 with BN-ReLU to 4w@8, 2w@16, w@32, then 3@64 and a
-    sigmoid, because the report's pixels are in [0, 1].
+    At the report's ``size`` 64: ConvT k4 s1 to 8w@4x4, then ConvT k4 s2 p1 with BN-ReLU to 4w@8,
+    2w@16, w@32, then 3@64 and a sigmoid, because the report's pixels are in [0, 1]. Another
+    ``size`` = 4 * 2^k changes the number of x2 steps (32: 4w@4 -> 2w@8 -> w@16 -> 3@32).
     """
     _check_z(z_dim)
-    chans = [width * 8, width * 4, width * 2, width]
+    base, steps = _pyramid(size)
+    if base != 4:
+        raise ValueError(f"hybrid_generator: size {size} must be 4 * 2^k (e.g. 32, 64, 128)")
+    chans = [width * 2 ** (steps - 1 - i) for i in range(steps)]     # 64: 8w, 4w, 2w, w
     layers: list[nn.Module] = [ToMap(z_dim, 1), nn.ConvTranspose2d(z_dim, chans[0], 4, 1, 0, bias=False),
                                nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True)]
     for cin, cout in zip(chans, chans[1:]):

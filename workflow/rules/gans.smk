@@ -27,7 +27,7 @@ rule train_gan:
         gan_prepared_dir,
         "data/fid/real.npz",
     output:
-        directory("data/gans/{gan_variant}"),
+        directory("data/models/{gan_variant}"),
         "metrics/gan/{gan_variant}.json",
         "metrics/gan_live/{gan_variant}/metrics.json",
         directory("metrics/gan_live/{gan_variant}/plots/metrics"),
@@ -41,7 +41,7 @@ rule train_gan:
         prepared=gan_prepared_dir,
     shell:
         "python stages/train_gan.py --variant {wildcards.gan_variant} --prepared {params.prepared}"
-        " --fid-reference data/fid/real.npz --out data/gans/{wildcards.gan_variant}"
+        " --fid-reference data/fid/real.npz --out data/models/{wildcards.gan_variant}"
         " --samples metrics/gan_samples/{wildcards.gan_variant}.jpg"
         " --metrics metrics/gan/{wildcards.gan_variant}.json --live metrics/gan_live/{wildcards.gan_variant}"
         " --timings logs/train_gan/{wildcards.gan_variant}.json"

@@ -40,7 +40,7 @@ rule evaluate:
         expand("data/models/{variant}/model.pt", variant=VARIANTS),
         expand("data/models/{variant}/val_scores.csv", variant=VARIANTS),
         expand("data/models/{variant}/seeds", variant=VARIANTS),
-        expand("data/gans/{gan_variant}", gan_variant=GAN_VARIANTS),
+        expand("data/models/{gan_variant}", gan_variant=GAN_VARIANTS),
     output:
         directory("data/eval"),
         directory("metrics/eval"),
@@ -51,8 +51,8 @@ rule evaluate:
         params_yaml=read_keys("train", "variants", "gan_variants", "evaluate.batch_size", "evaluate.bootstrap",
                               "evaluate.test_sets", "compute"),
     shell:
-        "python stages/evaluate.py --models-root data/models --gan-models-root data/gans"
-        " --prepared-root data/prepared --metrics-dir metrics/eval --scores-dir data/eval --roc-dir metrics/roc"
+        "python stages/evaluate.py --models-root data/models --prepared-root data/prepared"
+        " --metrics-dir metrics/eval --scores-dir data/eval --roc-dir metrics/roc"
         " 2> {log}"
 
 
