@@ -132,12 +132,12 @@ def test_dvc_repro_builds_everything(dvc_project):
     board = (dvc_project / "metrics/leaderboard.md").read_text()
     assert all(f"| {v} |" in board for v in [*p["variants"], *p["gan_variants"]])
     for v in p["gan_variants"]:
-        g = json.loads((dvc_project / f"metrics/gan/{v}.json").read_text())
+        g = json.loads((dvc_project / f"metrics/gan/variants/{v}.json").read_text())
         assert g["variant"] == v and g["fid"] > 0 and (g["fid_n_real"], g["fid_n_fake"]) == (8, 8)
-        assert (dvc_project / f"metrics/gan_samples/{v}.jpg").is_file()
+        assert (dvc_project / f"metrics/gan/samples/{v}.jpg").is_file()
         assert sorted(f.name for f in (dvc_project / f"data/models/{v}/samples").iterdir()) == \
             ["epoch_001.png", "epoch_002.png"]
-    assert set(json.loads((dvc_project / "metrics/fid/reference.json").read_text())) == {
+    assert set(json.loads((dvc_project / "metrics/gan/fid_reference.json").read_text())) == {
         "demo_deepfake_and_real_images", "demo_openforensics"}
     for t in p["evaluate"]["test_sets"]:      # the anomaly detector is scored like the classifiers
         m = json.loads((dvc_project / f"metrics/eval/dcgan224_anomaly/{t}.json").read_text())
@@ -224,5 +224,5 @@ def test_editing_one_gan_variant_reruns_it_and_shows_its_fid_in_metrics_diff(dvc
     out = run("dvc repro", dvc_project)
     assert "Running stage 'train_gan@dcgan224_anomaly'" not in out
     diff = json.loads(run("dvc metrics diff --json", dvc_project))
-    fid = diff["metrics/gan/dcgan_label_smoothing.json"]["fid"]
+    fid = diff["metrics/gan/variants/dcgan_label_smoothing.json"]["fid"]
     assert fid["old"] != fid["new"] and fid["diff"] == pytest.approx(fid["new"] - fid["old"])

@@ -335,9 +335,9 @@ def gan_markdown(gan_rows: list[dict], reference: dict[str, dict], published: li
                  samples: dict[str, str]) -> list[str]:
     """Markdown lines of the ``## GANs: FID`` section.
 
-    ``gan_rows``: one metrics/gan/<variant>.json each (:data:`GAN_KEYS` at least), one table row per
+    ``gan_rows``: one metrics/gan/variants/<variant>.json each (:data:`GAN_KEYS` at least), one table row per
     variant with the reports' FID for the same variant name beside ours. ``reference``:
-    metrics/fid/reference.json, ``{source: {fid, fid_n_real, fid_n_fake, ...}}`` with ``source``
+    metrics/gan/fid_reference.json, ``{source: {fid, fid_n_real, fid_n_fake, ...}}`` with ``source``
     ``<dataset>`` or ``<dataset>/<generator>`` (the data's own fake faces against held-out real
     ones), beside published entries whose ``variant`` is that source. Both tables are sorted by
     FID ascending, None last, ties by name. ``samples``: variant -> its last sample grid, a path
@@ -355,7 +355,7 @@ def gan_markdown(gan_rows: list[dict], reference: dict[str, dict], published: li
     stray = sorted(set(samples) - set(names))
     if stray:
         raise ValueError(f"GAN samples: {stray} have a sample grid but no GAN metrics row; "
-                         f"pass the metrics/gan JSON of every variant whose grid is shown")
+                         f"pass the metrics/gan/variants JSON of every variant whose grid is shown")
 
     lines = [f"## {GAN_TITLE}", ""]
     if not rows:

@@ -8,7 +8,7 @@ rule fid_reference:
         fid_prepared_dir,
     output:
         "data/fid/real.npz",
-        "metrics/fid/reference.json",
+        "metrics/gan/fid_reference.json",
     log:
         "logs/fid_reference.log",
     threads: workflow.cores
@@ -17,7 +17,7 @@ rule fid_reference:
         prepared=fid_prepared_dir,
     shell:
         "python stages/fid_reference.py --prepared {params.prepared}"
-        " --out data/fid/real.npz --metrics metrics/fid/reference.json 2> {log}"
+        " --out data/fid/real.npz --metrics metrics/gan/fid_reference.json 2> {log}"
 
 
 
@@ -28,10 +28,10 @@ rule train_gan:
         "data/fid/real.npz",
     output:
         directory("data/models/{gan_variant}"),
-        "metrics/gan/{gan_variant}.json",
+        "metrics/gan/variants/{gan_variant}.json",
         "metrics/gan_live/{gan_variant}/metrics.json",
         directory("metrics/gan_live/{gan_variant}/plots/metrics"),
-        "metrics/gan_samples/{gan_variant}.jpg",
+        "metrics/gan/samples/{gan_variant}.jpg",
     log:
         "logs/train_gan/{gan_variant}.log",
     threads: workflow.cores
@@ -42,7 +42,7 @@ rule train_gan:
     shell:
         "python stages/train_gan.py --variant {wildcards.gan_variant} --prepared {params.prepared}"
         " --fid-reference data/fid/real.npz --out data/models/{wildcards.gan_variant}"
-        " --samples metrics/gan_samples/{wildcards.gan_variant}.jpg"
-        " --metrics metrics/gan/{wildcards.gan_variant}.json --live metrics/gan_live/{wildcards.gan_variant}"
+        " --samples metrics/gan/samples/{wildcards.gan_variant}.jpg"
+        " --metrics metrics/gan/variants/{wildcards.gan_variant}.json --live metrics/gan_live/{wildcards.gan_variant}"
         " --timings logs/train_gan/{wildcards.gan_variant}.json"
         " --checkpoint data/checkpoints/gan_{wildcards.gan_variant}/last.pt 2> {log}"

@@ -61,9 +61,9 @@ rule report:
         code_deps("report"),
         "metrics/eval",
         "data/eval",
-        expand("metrics/gan/{gan_variant}.json", gan_variant=GAN_VARIANTS),
-        "metrics/fid/reference.json",
-        expand("metrics/gan_samples/{gan_variant}.jpg", gan_variant=GAN_VARIANTS),
+        expand("metrics/gan/variants/{gan_variant}.json", gan_variant=GAN_VARIANTS),
+        "metrics/gan/fid_reference.json",
+        expand("metrics/gan/samples/{gan_variant}.jpg", gan_variant=GAN_VARIANTS),
     output:
         "metrics/leaderboard.md",
     log:
@@ -73,5 +73,5 @@ rule report:
                               "evaluate.bootstrap"),
     shell:
         "python stages/report.py --metrics-root metrics/eval --scores-root data/eval"
-        " --gan-metrics metrics/gan --fid-reference metrics/fid/reference.json --gan-samples metrics/gan_samples"
+        " --gan-metrics metrics/gan/variants --fid-reference metrics/gan/fid_reference.json --gan-samples metrics/gan/samples"
         " --out metrics/leaderboard.md 2> {log}"
