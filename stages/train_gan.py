@@ -179,6 +179,11 @@ def main(argv=None) -> None:
     rt = Runtime.for_device(device)
     images, index = load_prepared(args.prepared)
     train_rows, val_rows = training_rows(params, args.variant, index, args.fid_reference)
+    if len(train_rows) == 0 or (val_rows is not None and len(val_rows) == 0):
+        what = "real train" if gv.kind == "anomaly" else "train"
+        raise SystemExit(f"train_gan: {args.variant}: {len(train_rows)} {what} and "
+                         f"{'-' if val_rows is None else len(val_rows)} val faces in {args.prepared}; both must be > 0 "
+                         f"(check gan_variants.{args.variant}.datasets, or gan.datasets for generative variants)")
     labels = index["label"].to_numpy()
     batches = BatchReader(images, labels, train_rows, gv.batch_size, shuffle=True, seed=gv.seed,
                           drop_last=len(train_rows) > gv.batch_size, device=device)

@@ -165,6 +165,15 @@ def test_a_killed_gan_stage_resumes_to_the_same_outputs(tmp_path, prepared, monk
             (tmp_path / "b" / "live" / "w" / "plots" / "metrics" / sub).read_text()
 
 
+def test_a_variant_without_training_faces_stops_with_one_line(tmp_path, prepared):
+    params = _params(tmp_path, {"anom": {"kind": "anomaly", "datasets": ["demo_deepfake_and_real_images"]}})
+    with pytest.raises(SystemExit) as err:
+        _run_gan(tmp_path, params, prepared, "anom", tmp_path / "unused.npz")
+    assert str(err.value) == (
+        f"train_gan: anom: 0 real train and 0 val faces in {prepared}; both must be > 0 "
+        f"(check gan_variants.anom.datasets, or gan.datasets for generative variants)")
+
+
 def test_params_name_the_bad_gan_keys(tmp_path):
     from deepfake_detection.params import ParamsError
 
