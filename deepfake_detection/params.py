@@ -768,10 +768,7 @@ class Params:
             del raw["paper"]
             where = f"variants.{name}.paper"
             applied = apply_deltas(raw, variant.paper, where)   # checks the keys' syntax
-            for key in variant.paper:
-                check(key.split(".")[0] != "paper", f"{where}.{key}",
-                      "a paper delta sets the variant's own keys, not paper itself")
-                _check_key_names(VariantParams, key.split("."), f"{where}.{key}")
+            _check_paper_keys(VariantParams, variant.paper, where)
             _check_variant(applied, defaults, f"variants.{name}", variant.paper)
 
     def validate(self, where: str) -> None:
@@ -819,10 +816,7 @@ class Params:
             del raw["paper"]
             where = f"gan_variants.{name}.paper"
             applied = apply_deltas(raw, gv.paper, where)
-            for key in gv.paper:
-                check(key.split(".")[0] != "paper", f"{where}.{key}",
-                      "a paper delta sets the variant's own keys, not paper itself")
-                _check_key_names(GanVariantParams, key.split("."), f"{where}.{key}")
+            _check_paper_keys(GanVariantParams, gv.paper, where)
             try:
                 from_dict(GanVariantParams, applied, f"gan_variants.{name}")
             except ParamsError as exc:
@@ -877,6 +871,27 @@ def _check_key_names(tp: Any, parts: list[str], where: str) -> None:
             return
         else:
             raise ParamsError(f"{where}: {'.'.join(parts[:depth])} is a value, not a mapping with key {part!r}")
+
+
+def _check_paper_keys(tp: Any, deltas: dict, where: str) -> None:
+    """ParamsError naming ``<where>.<key>`` unless every dotted key of ``deltas`` names a key of the
+    variant dataclass ``tp`` other than ``paper`` itself."""
+    for key in deltas:
+        check(key.split(".")[0] != "paper", f"{where}.{key}", "a paper delta sets the variant's own keys, not paper itself")
+        _check_key_names(tp, key.split("."), f"{where}.{key}")
+
+
+def paper_differences(view: dict, deltas: dict) -> str:
+    """``key ours (paper theirs); ...`` for each ``paper`` delta, ``ours`` read from ``view`` (the
+    variant as a dict) at the dotted key: where a run is not the report's setup (demo scale). Empty
+    at paper scale (a preset clears the deltas)."""
+    parts = []
+    for key, theirs in deltas.items():
+        ours = view
+        for part in key.split("."):
+            ours = ours[part]
+        parts.append(f"{key} {list(ours) if isinstance(ours, tuple) else ours} (paper {theirs})")
+    return "; ".join(parts)
 
 
 def _check_variant(raw: dict, train_defaults: dict, variant_key: str, deltas: dict) -> None:

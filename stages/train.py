@@ -50,7 +50,7 @@ from deepfake_detection.evaluation.seeds import seed_spreads  # noqa: E402
 from deepfake_detection.io import atomic_path, save_torch, write_csv, write_json  # noqa: E402
 from deepfake_detection.models.registry import create_model, model_info  # noqa: E402
 from deepfake_detection.models.weights import WeightsUnavailable, pretrained_weights  # noqa: E402
-from deepfake_detection.params import load_params  # noqa: E402
+from deepfake_detection.params import load_params, paper_differences  # noqa: E402
 from deepfake_detection.runtime import configure_compute, log, pick_device, seed_everything  # noqa: E402
 from deepfake_detection.training.checkpoints import config_hash  # noqa: E402
 from deepfake_detection.training.curves import log_epoch, open_live  # noqa: E402
@@ -125,20 +125,6 @@ def write_seed_models(folder: Path, runs: list[dict]) -> None:
             save_torch(tmp / f"seed_{run['seed']}" / "model.pt", run["model"])
             write_csv(tmp / f"seed_{run['seed']}" / "val_scores.csv", run["val"])
         write_json(tmp / "seeds.json", {"seeds": [run["seed"] for run in runs]})
-
-
-def paper_differences(variant, cfg) -> str:
-    """``key ours (paper theirs); ...`` over the variant's ``paper`` deltas: where this run is not
-    the report's setup (demo scale). Empty for a paper-scale run (a preset clears the deltas)."""
-    view = {**dataclasses.asdict(variant), "train": dataclasses.asdict(cfg)}
-    parts = []
-    for key, theirs in variant.paper.items():
-        ours = view
-        for part in key.split("."):
-            ours = ours[part]
-        ours = list(ours) if isinstance(ours, tuple) else ours
-        parts.append(f"{key} {ours} (paper {theirs})")
-    return "; ".join(parts)
 
 
 def timings(variant_name: str, device, runs: list[dict]) -> dict:
@@ -225,7 +211,8 @@ def main(argv=None) -> None:
     write_json(args.metrics, {
         "variant": args.variant, "builder": variant.model.builder, "head": head, "normalize": normalize,
         "weights": record["weights"], "weights_sha256": record["weights_sha256"],
-        "scale": "demo" if variant.paper else "paper", "differs_from_paper": paper_differences(variant, cfg),
+        "scale": "demo" if variant.paper else "paper", "differs_from_paper": paper_differences(
+            {**dataclasses.asdict(variant), "train": dataclasses.asdict(cfg)}, variant.paper),
         "params_m": round(primary["n_params"] / 1e6, 3),
         "trainable_params_m": round(primary["n_trainable"] / 1e6, 3), "epochs": cfg.epochs,
         "best_epoch": primary["result"].best_epoch, "select": cfg.select, **primary["best"],

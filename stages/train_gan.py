@@ -51,7 +51,7 @@ from deepfake_detection.gan.train import HISTORY_KEYS, fit_gan, fixed_latents, s
 from deepfake_detection.gan_specs import CLASSIFIER_OF  # noqa: E402
 from deepfake_detection.io import atomic_path, save_torch, write_csv, write_image_rgb, write_json  # noqa: E402
 from deepfake_detection.models.weights import WeightsUnavailable, pretrained_weights  # noqa: E402
-from deepfake_detection.params import AugmentParams, load_params  # noqa: E402
+from deepfake_detection.params import AugmentParams, load_params, paper_differences  # noqa: E402
 from deepfake_detection.runtime import configure_compute, log, pick_device  # noqa: E402
 from deepfake_detection.training.checkpoints import config_hash  # noqa: E402
 from deepfake_detection.training.curves import log_epoch, open_live  # noqa: E402
@@ -61,13 +61,12 @@ FID_SEED_OFFSET = 1   # the FID samples' latents: seed + 1, apart from the grid'
 SAMPLES_JPEG_QUALITY = 90
 
 
-def training_rows(params, name: str, index: pd.DataFrame, reference: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def training_rows(params, name: str, index: pd.DataFrame, reference: dict) -> tuple[np.ndarray, np.ndarray | None]:
     """(train rows, val rows or None) of the variant's kind (module docstring); a generative
-    variant's are the training side of the real split the fid_reference stage drew."""
+    variant's are the training side of the real split the fid_reference stage drew (``reference``)."""
     gv = params.gan_variants[name]
     if gv.kind == "generative":
-        with np.load(reference) as ref:
-            return ref["train_rows"], None
+        return reference["train_rows"], None
     train = select_rows(index, gv.datasets, "train")
     if gv.kind == "anomaly":
         train = train[index.set_index("row").loc[train, "label"].to_numpy() == 0]
@@ -95,28 +94,14 @@ def classifier_file(gv, name: str, state: dict, epoch: int, record: dict) -> dic
     kwargs = {k: v for k, v in gv.discriminator.kwargs.items() if k != size_kw}
     if builder == "dcgan_realness":
         state = {f"net.{k}": v for k, v in state.items()}   # the NegatedLogit wrapper's keys
-    normalize = "half" if gan_net_info(gv.discriminator.builder).pixels == "half" else "unit"
+    normalize = gan_net_info(gv.discriminator.builder).pixels    # "half" | "unit": the classifiers' names too
     return {"state_dict": state, "builder": builder, "kwargs": kwargs, "normalize": normalize, "head": "logit",
             "input_size": gv.prepared_size, "augment": dataclasses.asdict(AugmentParams()), "variant": name,
             "epoch": epoch, "seed": gv.seed, **record}
 
 
-def paper_differences(gv) -> str:
-    """``key ours (paper theirs); ...`` over the variant's ``paper`` deltas (empty at paper scale)."""
-    view = dataclasses.asdict(gv)
-    parts = []
-    for key, theirs in gv.paper.items():
-        ours = view
-        for part in key.split("."):
-            ours = ours[part]
-        parts.append(f"{key} {list(ours) if isinstance(ours, tuple) else ours} (paper {theirs})")
-    return "; ".join(parts)
-
-
-def measure_fid(g, fid_cfg, reference: Path, pixels: str, seed: int, device) -> dict:
-    """FID of ``fid_cfg.n_fake`` samples against the held-out real activations in ``reference``."""
-    with np.load(reference) as ref:
-        real = ref["activations"]
+def measure_fid(g, fid_cfg, real: np.ndarray, pixels: str, seed: int, device) -> dict:
+    """FID of ``fid_cfg.n_fake`` samples against the held-out real faces' activations ``real``."""
     z = fixed_latents(fid_cfg.n_fake, g.z_dim, seed + FID_SEED_OFFSET)
     weights, origin = inception_weights()
     fake = activations(sample(g, z, pixels, device).numpy(), fid_network(device, weights), fid_cfg.batch_size, device)
@@ -124,7 +109,7 @@ def measure_fid(g, fid_cfg, reference: Path, pixels: str, seed: int, device) -> 
     return {**out, "fid": round(out["fid"], 4), "fid_inception": origin}
 
 
-def write_outputs(args, gv, name: str, g, d, result, record: dict) -> None:
+def write_outputs(args, gv, name: str, g, d, result, record: dict, val_ids) -> None:
     """The --out folder (renamed into place) and the last sample grid."""
     epoch = result.history[-1]["epoch"]
     with atomic_path(args.out, is_dir=True) as tmp:
@@ -135,7 +120,7 @@ def write_outputs(args, gv, name: str, g, d, result, record: dict) -> None:
             write_image_rgb(tmp / "samples" / f"epoch_{row['epoch']:03d}.png", grid_image(grid))
         if gv.kind != "generative":
             save_torch(tmp / "model.pt", classifier_file(gv, name, result.best_d_state, result.best_epoch, record))
-            write_csv(tmp / "val_scores.csv", pd.DataFrame({"face_id": args.val_ids, "label": result.val_labels,
+            write_csv(tmp / "val_scores.csv", pd.DataFrame({"face_id": val_ids, "label": result.val_labels,
                                                             "score": result.val_scores.round(6)}))
             write_json(tmp / "seeds" / "seeds.json", {"seeds": []})
     write_image_rgb(args.samples, grid_image(result.grids[-1]), jpeg_quality=SAMPLES_JPEG_QUALITY)
@@ -146,7 +131,7 @@ def summary(gv, name: str, result, n_train: int, n_val: int, fid: dict, record: 
     out = {"variant": name, "kind": gv.kind, "generator": gv.generator.builder,
            "discriminator": gv.discriminator.builder, "loss": gv.loss, "epochs": gv.epochs,
            "batch_size": gv.batch_size, "scale": "demo" if gv.paper else "paper",
-           "differs_from_paper": paper_differences(gv), "n_train": n_train,
+           "differs_from_paper": paper_differences(dataclasses.asdict(gv), gv.paper), "n_train": n_train,
            **{k: None if last[k] is None else round(float(last[k]), 6) for k in HISTORY_KEYS[1:]},
            **fid}
     if gv.kind != "generative":
@@ -178,7 +163,9 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     rt = Runtime.for_device(device)
     images, index = load_prepared(args.prepared)
-    train_rows, val_rows = training_rows(params, args.variant, index, args.fid_reference)
+    with np.load(args.fid_reference) as ref:     # the real split and the held-out faces' activations
+        reference = {key: ref[key] for key in ("train_rows", "activations")}
+    train_rows, val_rows = training_rows(params, args.variant, index, reference)
     if len(train_rows) == 0 or (val_rows is not None and len(val_rows) == 0):
         what = "real train" if gv.kind == "anomaly" else "train"
         raise SystemExit(f"train_gan: {args.variant}: {len(train_rows)} {what} and "
@@ -189,7 +176,7 @@ def main(argv=None) -> None:
                           drop_last=len(train_rows) > gv.batch_size, device=device)
     val = None if val_rows is None else BatchReader(images, labels, val_rows, gv.batch_size * 2, shuffle=False,
                                                     device=device)
-    args.val_ids = None if val_rows is None else index.set_index("row").loc[val_rows, "face_id"].to_numpy()
+    val_ids = None if val_rows is None else index.set_index("row").loc[val_rows, "face_id"].to_numpy()
     weights_path, record = None, {}
     if gv.kind == "hybrid":
         try:
@@ -219,10 +206,10 @@ def main(argv=None) -> None:
                      on_epoch=lambda row: log_epoch(live, row, HISTORY_KEYS[1:]))
     live.end()
     log(f"train_gan: {args.variant}: {time.perf_counter() - start:.1f} s of training")
-    fid = measure_fid(g, params.gan.fid, args.fid_reference, pixels, gv.seed, device)
+    fid = measure_fid(g, params.gan.fid, reference["activations"], pixels, gv.seed, device)
     log(f"train_gan: {args.variant}: FID {fid['fid']} ({fid['fid_n_fake']} samples vs {fid['fid_n_real']} "
         f"held-out real faces, {fid['fid_method']})" + (f"; {fid['fid_warning']}" if fid["fid_warning"] else ""))
-    write_outputs(args, gv, args.variant, g, d, result, record)
+    write_outputs(args, gv, args.variant, g, d, result, record, val_ids)
     if args.timings:
         write_json(args.timings, {"variant": args.variant, "device": str(device), "epochs": result.timings})
     write_json(args.metrics, summary(gv, args.variant, result, len(train_rows),

@@ -167,8 +167,10 @@ def test_a_killed_gan_stage_resumes_to_the_same_outputs(tmp_path, prepared, monk
 
 def test_a_variant_without_training_faces_stops_with_one_line(tmp_path, prepared):
     params = _params(tmp_path, {"anom": {"kind": "anomaly", "datasets": ["demo_deepfake_and_real_images"]}})
+    reference = tmp_path / "real.npz"        # read before the faces are counted; its values do not matter here
+    np.savez(reference, train_rows=np.arange(4), activations=np.zeros((4, 2048)))
     with pytest.raises(SystemExit) as err:
-        _run_gan(tmp_path, params, prepared, "anom", tmp_path / "unused.npz")
+        _run_gan(tmp_path, params, prepared, "anom", reference)
     assert str(err.value) == (
         f"train_gan: anom: 0 real train and 0 val faces in {prepared}; both must be > 0 "
         f"(check gan_variants.anom.datasets, or gan.datasets for generative variants)")
